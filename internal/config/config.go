@@ -1,0 +1,112 @@
+// Package config loads a node's configuration (TOML file, ROOST_* env
+// overrides, built-in defaults), finds the config file and data dir by the
+// install-layout rules, and keeps the node's identity (node.json).
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is a node's whole configuration. TOML keys are dotted paths
+// (`node.data_dir`); each is overridable by an env var built from its path
+// (`ROOST_NODE__DATA_DIR`). Field tags are the key names: never rename one,
+// operators' files and scripts depend on them.
+type Config struct {
+	Node      NodeConfig      `toml:"node"`
+	Listeners ListenersConfig `toml:"listeners"`
+	API       APIConfig       `toml:"api"`
+	Dashboard DashboardConfig `toml:"dashboard"`
+	Cluster   ClusterConfig   `toml:"cluster"`
+	Authn     AuthnConfig     `toml:"authn"`
+	Authz     AuthzConfig     `toml:"authz"`
+	MQTT      MQTTConfig      `toml:"mqtt"`
+	Log       LogConfig       `toml:"log"`
+	Backup    BackupConfig    `toml:"backup"`
+}
+
+type NodeConfig struct {
+	Name    string `toml:"name"`     // default "roost@<hostname>"
+	DataDir string `toml:"data_dir"` // default: install-layout rule (see paths.go)
+	Cookie  string `toml:"cookie"`   // shared cluster secret; default: generated and kept in <data_dir>/cookie
+}
+
+// ListenersConfig holds named listeners per transport, EMQX style:
+// listeners.tcp.default.bind, listeners.ws.default.bind, listeners.ssl.default.*.
+type ListenersConfig struct {
+	TCP map[string]ListenerConfig `toml:"tcp"`
+	WS  map[string]ListenerConfig `toml:"ws"`
+	SSL map[string]ListenerConfig `toml:"ssl"`
+}
+
+type ListenerConfig struct {
+	Enable     *bool  `toml:"enable"` // nil = on (tcp, ws) / on when bind and certfile are set (ssl)
+	Bind       string `toml:"bind"`
+	CertFile   string `toml:"certfile"`
+	KeyFile    string `toml:"keyfile"`
+	CACertFile string `toml:"cacertfile"` // optional: verify client certificates against it
+}
+
+// Enabled reports whether the listener should run.
+func (l ListenerConfig) Enabled() bool { return l.Enable == nil || *l.Enable }
+
+type APIConfig struct {
+	Bind string `toml:"bind"` // default 0.0.0.0:18083
+}
+
+type DashboardConfig struct {
+	DefaultUsername string `toml:"default_username"` // default "admin"
+	DefaultPassword string `toml:"default_password"` // empty: random, written to <data_dir>/initial-admin-password
+}
+
+type ClusterConfig struct {
+	Bind      string   `toml:"bind"`      // default 0.0.0.0:4370
+	Advertise string   `toml:"advertise"` // address other nodes dial; default: bind with the host's address
+	Seeds     []string `toml:"seeds"`
+}
+
+type AuthnConfig struct {
+	Enable       bool   `toml:"enable"`        // default true
+	PasswordHash string `toml:"password_hash"` // algorithm for new users: plain | sha256 | sha512 | pbkdf2 | bcrypt (default sha256)
+	SaltPosition string `toml:"salt_position"` // prefix | suffix | disable (default prefix)
+	UserIDType   string `toml:"user_id_type"`  // username | clientid (default username)
+}
+
+type AuthzConfig struct {
+	NoMatch string `toml:"no_match"` // allow | deny (default allow)
+}
+
+type MQTTConfig struct {
+	MaxPendingWrites    int      `toml:"max_pending_writes"`    // per-connection outbound queue (default 1024)
+	MaxInflight         int      `toml:"max_inflight"`          // receive maximum (default 1024)
+	MaxSessionExpiry    Duration `toml:"max_session_expiry"`    // cap on MQTT 5 session expiry (default 2h)
+	SessionExpiryV3     Duration `toml:"session_expiry_v3"`     // for clean_session=false 3.1.1 clients (default 2h)
+	MaxPacketSize       int      `toml:"max_packet_size"`       // bytes (default 1 MiB)
+	RetainedBatchWindow Duration `toml:"retained_batch_window"` // max wait to batch retained writes (default 2ms)
+}
+
+type LogConfig struct {
+	Level string `toml:"level"` // debug | info | warn | error (default info)
+	File  string `toml:"file"`  // empty: standard error
+}
+
+type BackupConfig struct {
+	Interval Duration `toml:"interval"` // scheduled node backups; 0 = off (default)
+	Keep     int      `toml:"keep"`     // scheduled backups kept (default 7)
+}
+
+// Duration is a time.Duration written as a Go duration string ("1h30m").
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("expected a duration such as \"30s\" or \"1h\", got %q", string(b))
+	}
+	*d = Duration(v)
+	return nil
+}

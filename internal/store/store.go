@@ -1,0 +1,382 @@
+// Package store is Roost's built-in database: replicated tables (users,
+// acl, banned, retained, api_keys, admins, config) kept in bbolt and
+// replicated by hashicorp/raft. A single node is a one-voter raft cluster,
+// so there is one write path for one node and for many.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+)
+
+// Options configure Open.
+type Options struct {
+	Dir       string // the node's data dir: state in Dir/store.db, raft in Dir/raft/
+	NodeID    string // raft server id: the node's id from node.json
+	Advertise string // raft server address others dial (host:port)
+	// Transport carries raft traffic. Nil: an in-memory transport, for a
+	// node that is not clustered.
+	Transport raft.Transport
+	// Bootstrap makes a node without raft state a one-voter cluster.
+	Bootstrap bool
+	// Forward sends ops to the leader when this node is a follower.
+	// Nil: writes on a follower fail with ErrNotLeader.
+	Forward func(ctx context.Context, ops []Op) (*Result, error)
+	Logger  *slog.Logger
+
+	SnapshotThreshold uint64        // log entries between snapshots (default 8192)
+	SnapshotInterval  time.Duration // how often to check the threshold (default 2m)
+	TrailingLogs      uint64        // entries kept after a snapshot (default 10240)
+	MaxBatchOps       int           // ops merged into one raft entry (default 4096)
+}
+
+// ErrNotLeader is returned by writes on a follower that cannot forward.
+var ErrNotLeader = errors.New("store: this node is not the raft leader")
+
+// ErrClosed is returned by writes after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Result is what a committed Apply returns.
+type Result struct {
+	Index uint64   // raft index of the entry that carried the ops
+	Keys  []string // per op, the key it touched (an OpAppend's generated key)
+}
+
+// Store is the replicated database of one node.
+type Store struct {
+	opts      Options
+	log       *slog.Logger
+	fsm       *fsm
+	raft      *raft.Raft
+	logStore  *raftboltdb.BoltStore
+	transport raft.Transport
+
+	obsMu     sync.RWMutex
+	observers []func([]Change)
+
+	submit chan *pending
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+type pending struct {
+	ops  []Op
+	ctx  context.Context
+	done func(*Result, error)
+}
+
+// Open opens (or creates) the store in opts.Dir and starts raft. It does
+// not wait for a leader: see WaitLeader.
+func Open(opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.NodeID == "" || opts.Advertise == "" {
+		return nil, errors.New("store: node id and advertise address are required")
+	}
+	if opts.SnapshotThreshold == 0 {
+		opts.SnapshotThreshold = 8192
+	}
+	if opts.SnapshotInterval == 0 {
+		opts.SnapshotInterval = 2 * time.Minute
+	}
+	if opts.TrailingLogs == 0 {
+		opts.TrailingLogs = 10240
+	}
+	if opts.MaxBatchOps == 0 {
+		opts.MaxBatchOps = 4096
+	}
+	s := &Store{opts: opts, log: opts.Logger.With("component", "store"),
+		submit: make(chan *pending, 1024), stop: make(chan struct{})}
+
+	raftDir := filepath.Join(opts.Dir, "raft")
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return nil, fmt.Errorf("store: create %s: %w", raftDir, err)
+	}
+	f, err := newFSM(filepath.Join(opts.Dir, "store.db"), s.log, s.dispatch)
+	if err != nil {
+		return nil, fmt.Errorf("store: %w", err)
+	}
+	s.fsm = f
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("store: open raft log %s: %w", filepath.Join(raftDir, "raft.db"), err)
+	}
+	s.logStore = logStore
+	hlog := newHCLogger(s.log.With("component", "raft"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: open raft snapshots: %w", err)
+	}
+	s.transport = opts.Transport
+	if s.transport == nil {
+		_, s.transport = raft.NewInmemTransport(raft.ServerAddress(opts.Advertise))
+	}
+
+	conf := raft.DefaultConfig()
+	conf.LocalID = raft.ServerID(opts.NodeID)
+	conf.Logger = hlog
+	conf.NoSnapshotRestoreOnStart = true // the bbolt state is already current
+	conf.SnapshotThreshold = opts.SnapshotThreshold
+	conf.SnapshotInterval = opts.SnapshotInterval
+	conf.TrailingLogs = opts.TrailingLogs
+	conf.HeartbeatTimeout = 500 * time.Millisecond
+	conf.ElectionTimeout = 500 * time.Millisecond
+	conf.LeaderLeaseTimeout = 250 * time.Millisecond
+	conf.BatchApplyCh = true
+	conf.MaxAppendEntries = 256
+
+	if opts.Bootstrap {
+		has, err := raft.HasExistingState(logStore, logStore, snaps)
+		if err != nil {
+			s.closeFiles()
+			return nil, fmt.Errorf("store: read raft state: %w", err)
+		}
+		if !has {
+			cfg := raft.Configuration{Servers: []raft.Server{{
+				Suffrage: raft.Voter, ID: conf.LocalID, Address: raft.ServerAddress(opts.Advertise)}}}
+			if err := raft.BootstrapCluster(conf, logStore, logStore, snaps, s.transport, cfg); err != nil {
+				s.closeFiles()
+				return nil, fmt.Errorf("store: bootstrap raft: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(conf, f, logStore, logStore, snaps, s.transport)
+	if err != nil {
+		s.closeFiles()
+		return nil, fmt.Errorf("store: start raft: %w", err)
+	}
+	s.raft = r
+	s.wg.Add(1)
+	go s.batchLoop()
+	return s, nil
+}
+
+func (s *Store) closeFiles() {
+	if s.logStore != nil {
+		s.logStore.Close()
+	}
+	s.fsm.close()
+}
+
+// Close stops raft and closes the files. Pending writes fail with ErrClosed.
+func (s *Store) Close() error {
+	var err error
+	s.closed.Do(func() {
+		close(s.stop)
+		s.wg.Wait()
+		if e := s.raft.Shutdown().Error(); e != nil {
+			err = fmt.Errorf("store: raft shutdown: %w", e)
+		}
+		if c, ok := s.transport.(interface{ Close() error }); ok {
+			c.Close()
+		}
+		if e := s.logStore.Close(); e != nil && err == nil {
+			err = fmt.Errorf("store: close raft log: %w", e)
+		}
+		if e := s.fsm.close(); e != nil && err == nil {
+			err = fmt.Errorf("store: close state db: %w", e)
+		}
+	})
+	return err
+}
+
+// Raft exposes the raft instance to the cluster layer (membership, status).
+func (s *Store) Raft() *raft.Raft { return s.raft }
+
+// WaitLeader blocks until the cluster has a leader, or ctx ends.
+func (s *Store) WaitLeader(ctx context.Context) error {
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("store: no raft leader: %w", ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// IsLeader reports whether this node is the raft leader.
+func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+
+// AppliedIndex is the raft index of the last entry in the local state.
+func (s *Store) AppliedIndex() uint64 {
+	i, _ := s.fsm.applied()
+	return i
+}
+
+// OnChange registers fn to be called, on the raft apply goroutine, after
+// each commit with the changes it made. fn must be quick and must not
+// write to the store.
+func (s *Store) OnChange(fn func([]Change)) {
+	s.obsMu.Lock()
+	s.observers = append(s.observers, fn)
+	s.obsMu.Unlock()
+}
+
+func (s *Store) dispatch(ch []Change) {
+	s.obsMu.RLock()
+	obs := s.observers
+	s.obsMu.RUnlock()
+	for _, fn := range obs {
+		fn(ch)
+	}
+}
+
+// Apply commits ops through raft and returns once they are applied on
+// this node (the leader) — or, on a follower, forwards them to the leader.
+func (s *Store) Apply(ctx context.Context, ops ...Op) (*Result, error) {
+	type out struct {
+		r   *Result
+		err error
+	}
+	ch := make(chan out, 1)
+	s.ApplyAsync(ctx, ops, func(r *Result, err error) { ch <- out{r, err} })
+	select {
+	case o := <-ch:
+		return o.r, o.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// ApplyAsync is Apply without waiting: done is called once the ops are
+// committed or have failed. Concurrent calls are merged into shared raft
+// entries, so many small writes cost one log write and one transaction.
+func (s *Store) ApplyAsync(ctx context.Context, ops []Op, done func(*Result, error)) {
+	if len(ops) == 0 {
+		done(&Result{}, nil)
+		return
+	}
+	if !s.IsLeader() && s.opts.Forward != nil {
+		go func() { done(s.opts.Forward(ctx, ops)) }()
+		return
+	}
+	select {
+	case s.submit <- &pending{ops: ops, ctx: ctx, done: done}:
+	case <-s.stop:
+		done(nil, ErrClosed)
+	case <-ctx.Done():
+		done(nil, ctx.Err())
+	}
+}
+
+// batchLoop merges queued writes into raft entries. It does not wait for
+// one entry to commit before sending the next: raft pipelines them and
+// the FSM applies a run of entries in one transaction.
+func (s *Store) batchLoop() {
+	defer s.wg.Done()
+	for {
+		var first *pending
+		select {
+		case first = <-s.submit:
+		case <-s.stop:
+			s.failQueued()
+			return
+		}
+		batch := []*pending{first}
+		nops := len(first.ops)
+	drain:
+		for nops < s.opts.MaxBatchOps {
+			select {
+			case p := <-s.submit:
+				batch = append(batch, p)
+				nops += len(p.ops)
+			default:
+				break drain
+			}
+		}
+		s.send(batch, nops)
+	}
+}
+
+func (s *Store) failQueued() {
+	for {
+		select {
+		case p := <-s.submit:
+			p.done(nil, ErrClosed)
+		default:
+			return
+		}
+	}
+}
+
+func (s *Store) send(batch []*pending, nops int) {
+	live := batch[:0]
+	for _, p := range batch {
+		if err := p.ctx.Err(); err != nil {
+			p.done(nil, err)
+			continue
+		}
+		live = append(live, p)
+	}
+	if len(live) == 0 {
+		return
+	}
+	all := make([]Op, 0, nops)
+	for _, p := range live {
+		all = append(all, p.ops...)
+	}
+	fut := s.raft.Apply(encodeOps(all), 30*time.Second)
+	go func() {
+		err := fut.Error()
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			err = fmt.Errorf("%w (%v)", ErrNotLeader, err)
+		}
+		var res applyResult
+		if err == nil {
+			res, _ = fut.Response().(applyResult)
+			err = res.err
+		}
+		off := 0
+		for _, p := range live {
+			if err != nil {
+				p.done(nil, fmt.Errorf("store: commit: %w", err))
+				continue
+			}
+			r := &Result{Index: fut.Index()}
+			if len(res.keys) >= off+len(p.ops) {
+				r.Keys = res.keys[off : off+len(p.ops)]
+			}
+			off += len(p.ops)
+			p.done(r, nil)
+		}
+	}()
+}
+
+// Barrier waits until every entry committed before the call is applied
+// locally: a linearizable read point when called on the leader.
+func (s *Store) Barrier(ctx context.Context) (uint64, error) {
+	timeout := 30 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	if err := s.raft.Barrier(timeout).Error(); err != nil {
+		return 0, fmt.Errorf("store: barrier: %w", err)
+	}
+	return s.AppliedIndex(), nil
+}
+
+// Snapshot asks raft for a snapshot now (and log truncation).
+func (s *Store) Snapshot() error {
+	if err := s.raft.Snapshot().Error(); err != nil {
+		return fmt.Errorf("store: snapshot: %w", err)
+	}
+	return nil
+}

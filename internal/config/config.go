@@ -5,6 +5,7 @@ package config
 
 import (
 	"fmt"
+	"sort"
 	"time"
 )
 
@@ -40,15 +41,56 @@ type ListenersConfig struct {
 }
 
 type ListenerConfig struct {
-	Enable     *bool  `toml:"enable"` // nil = on (tcp, ws) / on when bind and certfile are set (ssl)
+	Enable     *bool  `toml:"enable"` // nil = on (tcp, ws) / on when any of bind, certfile, keyfile, cacertfile is set (ssl); Load sets it explicitly
 	Bind       string `toml:"bind"`
 	CertFile   string `toml:"certfile"`
 	KeyFile    string `toml:"keyfile"`
 	CACertFile string `toml:"cacertfile"` // optional: verify client certificates against it
 }
 
-// Enabled reports whether the listener should run.
+// Enabled reports whether the listener should run. Exact for every
+// transport after Load (which resolves an unset ssl enable); before that,
+// use ListenersConfig.Active.
 func (l ListenerConfig) Enabled() bool { return l.Enable == nil || *l.Enable }
+
+// configured applies the transport's rule for an unset enable.
+func (l ListenerConfig) configured(transport string) bool {
+	if l.Enable != nil {
+		return *l.Enable
+	}
+	if transport != "ssl" {
+		return true
+	}
+	return l.Bind != "" || l.CertFile != "" || l.KeyFile != "" || l.CACertFile != ""
+}
+
+// Listener is one listener that should run.
+type Listener struct {
+	Transport string // "tcp" | "ws" | "ssl"
+	Name      string // "default", or the operator's name (listeners.tcp.<name>)
+	ListenerConfig
+}
+
+// Active lists the listeners that should run, by transport then name.
+func (c ListenersConfig) Active() []Listener {
+	var out []Listener
+	for _, t := range []struct {
+		name string
+		m    map[string]ListenerConfig
+	}{{"tcp", c.TCP}, {"ws", c.WS}, {"ssl", c.SSL}} {
+		names := make([]string, 0, len(t.m))
+		for n := range t.m {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if l := t.m[n]; l.configured(t.name) {
+				out = append(out, Listener{Transport: t.name, Name: n, ListenerConfig: l})
+			}
+		}
+	}
+	return out
+}
 
 type APIConfig struct {
 	Bind string `toml:"bind"` // default 0.0.0.0:18083

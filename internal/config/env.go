@@ -18,7 +18,7 @@ const (
 )
 
 // nonKeyEnv are ROOST_ variables that are not config keys, so no warning.
-var nonKeyEnv = map[string]bool{EnvConfig: true}
+var nonKeyEnv = map[string]bool{EnvConfig: true, "ROOST_API_KEY": true}
 
 // EnvName returns the env var that overrides a dotted key.
 func EnvName(key string) string {

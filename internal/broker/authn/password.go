@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"slices"
 	"time"
 
 	"github.com/roostmq/roost/internal/store"
@@ -43,6 +44,9 @@ func NewCredential(kind, id, password string, p HashParams, superuser bool) (sto
 		u.SaltPosition = p.SaltPosition
 		if u.SaltPosition == "" {
 			u.SaltPosition = "prefix"
+		}
+		if !slices.Contains(SaltPositions, u.SaltPosition) {
+			return u, fmt.Errorf("unknown salt position %q (want one of %v)", u.SaltPosition, SaltPositions)
 		}
 		if u.SaltPosition != "disable" {
 			u.Salt = randomSalt()
@@ -81,28 +85,37 @@ func NewCredential(kind, id, password string, p HashParams, superuser bool) (sto
 // Hash computes the stored form of password under u's algorithm and salt
 // (not for bcrypt, whose hash carries its own salt).
 func Hash(u *store.User, password string) (string, error) {
-	salted := func() []byte {
+	salted := func() ([]byte, error) {
 		switch u.SaltPosition {
 		case "suffix":
-			return []byte(password + u.Salt)
-		case "disable", "":
-			if u.SaltPosition == "" && u.Salt != "" {
-				return []byte(u.Salt + password) // EMQX's default position
+			return []byte(password + u.Salt), nil
+		case "prefix":
+			return []byte(u.Salt + password), nil
+		case "disable":
+			return []byte(password), nil
+		case "":
+			if u.Salt != "" {
+				return []byte(u.Salt + password), nil // EMQX's default position
 			}
-			return []byte(password)
-		default: // prefix
-			return []byte(u.Salt + password)
+			return []byte(password), nil
 		}
+		return nil, fmt.Errorf("unknown salt position %q (want one of %v)", u.SaltPosition, SaltPositions)
 	}
 	switch u.Algorithm {
-	case "plain":
-		return string(salted()), nil
-	case "sha256":
-		s := sha256.Sum256(salted())
-		return hex.EncodeToString(s[:]), nil
-	case "sha512":
-		s := sha512.Sum512(salted())
-		return hex.EncodeToString(s[:]), nil
+	case "plain", "sha256", "sha512":
+		b, err := salted()
+		if err != nil {
+			return "", err
+		}
+		switch u.Algorithm {
+		case "sha256":
+			s := sha256.Sum256(b)
+			return hex.EncodeToString(s[:]), nil
+		case "sha512":
+			s := sha512.Sum512(b)
+			return hex.EncodeToString(s[:]), nil
+		}
+		return string(b), nil
 	case "pbkdf2":
 		var mac func() hash.Hash
 		switch u.MacFun {
@@ -113,7 +126,14 @@ func Hash(u *store.User, password string) (string, error) {
 		default:
 			return "", fmt.Errorf("unknown pbkdf2 mac_fun %q (want sha256 or sha512)", u.MacFun)
 		}
-		dk, err := pbkdf2.Key(mac, password, []byte(u.Salt), u.Iterations, u.DKLength)
+		if u.Iterations <= 0 {
+			return "", fmt.Errorf("pbkdf2: iterations must be positive, got %d", u.Iterations)
+		}
+		dkLen := u.DKLength
+		if dkLen == 0 {
+			dkLen = mac().Size() // EMQX: dk_length unset means the mac's output size
+		}
+		dk, err := pbkdf2.Key(mac, password, []byte(u.Salt), u.Iterations, dkLen)
 		if err != nil {
 			return "", fmt.Errorf("pbkdf2: %w", err)
 		}

@@ -1,0 +1,61 @@
+// Package api is Roost's REST API under /api/v1: node status and metrics,
+// and CRUD over the replicated tables (users, ACL rules, bans, retained
+// messages, API keys), with authentication of API callers.
+//
+// The same routes are served two ways: Handler, for the TCP listener on
+// api.bind, requires credentials; LocalHandler, for the unix socket
+// <data_dir>/roost.sock that `roost ctl` uses, does not — the socket's
+// file permissions (0600) are the credential, as with `emqx ctl`.
+//
+// # Authentication (Handler)
+//
+//   - API key: HTTP basic auth NAME:SECRET. The secret is shown once, at
+//     creation; the store keeps hex sha256(salt || secret). Disabled or
+//     expired keys get 401. Keys act as administrators.
+//   - Admin: POST /api/v1/login {"username","password"} returns
+//     {"token","expires_at","username","role"}; send "Authorization:
+//     Bearer TOKEN". Tokens are HMAC-SHA256 signed with Options.TokenKey
+//     (random per process when nil: tokens then die with the process and
+//     hold only on the node that issued them), expire after
+//     Options.TokenTTL (1h), and are revoked when the admin is deleted or
+//     changes password. Role "viewer" may only GET.
+//
+// # Conventions
+//
+// Bodies are JSON; unknown fields are refused. Errors are
+// {"code","message"} with the HTTP status: 400 BAD_REQUEST (the message
+// names the field, `field "password": required`; bulk items as
+// `field "[3].password"`), 401 UNAUTHORIZED, 403 FORBIDDEN, 404
+// NOT_FOUND, 405 METHOD_NOT_ALLOWED, 409 ALREADY_EXISTS, 413
+// REQUEST_TOO_LARGE, 503 SERVICE_UNAVAILABLE (the store cannot take
+// writes now), 500 INTERNAL_ERROR. Lists take ?page= (from 1) and ?limit=
+// (default 100, at most 10000) and answer
+// {"data":[...],"meta":{"page","limit","count","hasnext"}}. A path value
+// containing '/' (a retained topic, a CIDR, an odd client id) may be sent
+// with '/' escaped as %2F; it must be when it has empty levels or "."
+// / ".." segments, which HTTP path cleaning would change.
+//
+// # Routes
+//
+//	POST   /api/v1/login                      admin login → bearer token
+//	GET    /api/v1/status                     node identity, uptime, raft, listeners
+//	GET    /api/v1/metrics                    connections, subscriptions, messages, retained count
+//	GET    /api/v1/data/digest                per-table count and sha256 at a raft index
+//	GET    /api/v1/users[?kind=]              list (no hashes)
+//	POST   /api/v1/users                      {user_id, password, is_superuser, kind}
+//	POST   /api/v1/users/bulk                 [ ...same... ]: one commit, all or none
+//	GET|PUT|DELETE /api/v1/users/{kind}/{id}  PUT {password?, is_superuser?}
+//	GET|PUT|DELETE /api/v1/users/{id}         the same, kind = authn.user_id_type
+//	GET    /api/v1/acl                        rules in evaluation order
+//	POST   /api/v1/acl                        {kind, value, topic, action, permission} → rule with id
+//	POST   /api/v1/acl/bulk                   [ ...same... ]: one commit, ids in order
+//	GET|DELETE /api/v1/acl/{id}
+//	GET    /api/v1/banned[?kind=]
+//	POST   /api/v1/banned                     {kind, value, reason, until: RFC 3339 | duration}
+//	GET|DELETE /api/v1/banned/{kind}/{value}  peerhost values are IPs or CIDRs, stored canonically
+//	GET    /api/v1/retained[?topic=FILTER]    without payloads
+//	GET|DELETE /api/v1/retained/{topic}       GET includes the payload (base64)
+//	GET    /api/v1/api_keys
+//	POST   /api/v1/api_keys                   {name, desc, expires_at, enabled} → with "secret", once
+//	GET|PUT|DELETE /api/v1/api_keys/{name}    PUT {desc?, enabled?, expires_at? ("never")}
+package api

@@ -1,0 +1,408 @@
+// Package broker is Roost's MQTT front: a mochi-mqtt server (MQTT 3.1,
+// 3.1.1 and 5.0 over TCP, TLS and WebSocket) with Roost's hooks:
+// authentication from the users table, authorization from ACL rules,
+// banned clients, retained messages kept in the replicated store, and
+// persistent sessions kept in a node-local bbolt file.
+//
+// Only this package imports mochi, so the engine can be replaced.
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net"
+	"sync"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+
+	"github.com/roostmq/roost/internal/store"
+)
+
+// User id types: what the users table is keyed by.
+const (
+	UserIDUsername = "username"
+	UserIDClientID = "clientid"
+)
+
+// Options configure a Broker. Zero values take the documented defaults.
+type Options struct {
+	NodeName string
+	Store    *store.Store // required; must stay open until Close returns
+	// Listeners to open. Empty: none (a broker without network access is
+	// useful only in tests).
+	Listeners []ListenerOptions
+	// SessionsPath is the bbolt file for persistent sessions, e.g.
+	// <data_dir>/sessions.db. Empty: sessions live in memory only and do
+	// not survive a restart.
+	SessionsPath string
+
+	// AuthnEnable turns authentication on; off, every client is accepted
+	// (and a warning is logged at start).
+	AuthnEnable bool
+	// AuthnUserIDType is what identifies a user: "username" (default) or
+	// "clientid".
+	AuthnUserIDType string
+	// AuthzNoMatch decides when no ACL rule matches: "allow" (default) or
+	// "deny".
+	AuthzNoMatch string
+
+	// MaxPendingWrites bounds each client's outbound queue (packets);
+	// beyond it messages to the client are dropped. Default 1024 (mochi's
+	// own default, 8192, costs too much memory per connection).
+	MaxPendingWrites int
+	// ReceiveMaximum is the number of QoS 1/2 publishes a client may have
+	// unacknowledged towards the broker (CONNACK Receive Maximum).
+	// Default 1024.
+	ReceiveMaximum int
+	// MaxInflight bounds the QoS 1/2 messages held per session (in flight
+	// to the client or queued while it is offline). Default 8192, max 65535.
+	MaxInflight int
+	// MaxSessionExpiry caps the session expiry interval of MQTT 5 clients.
+	// Default 2h.
+	MaxSessionExpiry time.Duration
+	// SessionExpiryV3 is how long an MQTT 3.1.1 session with clean session
+	// false is kept after a disconnect. Default 2h; at most MaxSessionExpiry.
+	SessionExpiryV3 time.Duration
+	// MaxPacketSize is the largest packet accepted, in bytes. Default 1 MiB.
+	MaxPacketSize int
+	// MaxMessageExpiry caps the expiry of every message, retained and
+	// queued (MQTT 5 message expiry interval). Default 0: no cap; messages
+	// without an expiry interval never expire.
+	MaxMessageExpiry time.Duration
+	// ConnectTimeout is how long a new connection may take to send
+	// CONNECT. Default 15s.
+	ConnectTimeout time.Duration
+
+	// RetainedBatchWindow is how long retained writes are collected before
+	// they go to the store as one batch. Default 2ms.
+	RetainedBatchWindow time.Duration
+	// SessionFlushInterval is how long session changes are collected
+	// before one bbolt transaction commits them. Default 5ms.
+	SessionFlushInterval time.Duration
+	// CleanupInterval is how often the raft leader deletes expired bans
+	// and retained messages from the store. Default 30s.
+	CleanupInterval time.Duration
+	// UserCacheSize bounds the decoded users kept in memory. Default 100000.
+	UserCacheSize int
+
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.Store == nil {
+		return errors.New("broker: a store is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defDur := func(v *time.Duration, d time.Duration) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&o.MaxPendingWrites, 1024)
+	def(&o.ReceiveMaximum, 1024)
+	def(&o.MaxInflight, 8192)
+	def(&o.MaxPacketSize, 1<<20)
+	def(&o.UserCacheSize, 100000)
+	defDur(&o.MaxSessionExpiry, 2*time.Hour)
+	defDur(&o.SessionExpiryV3, 2*time.Hour)
+	defDur(&o.ConnectTimeout, 15*time.Second)
+	defDur(&o.RetainedBatchWindow, 2*time.Millisecond)
+	defDur(&o.SessionFlushInterval, 5*time.Millisecond)
+	defDur(&o.CleanupInterval, 30*time.Second)
+
+	switch o.AuthnUserIDType {
+	case "":
+		o.AuthnUserIDType = UserIDUsername
+	case UserIDUsername, UserIDClientID:
+	default:
+		return fmt.Errorf("broker: authn user id type %q: want username or clientid", o.AuthnUserIDType)
+	}
+	switch o.AuthzNoMatch {
+	case "":
+		o.AuthzNoMatch = "allow"
+	case "allow", "deny":
+	default:
+		return fmt.Errorf("broker: authz no_match %q: want allow or deny", o.AuthzNoMatch)
+	}
+	switch {
+	case o.MaxPendingWrites < 0 || o.MaxPendingWrites > math.MaxInt32:
+		return fmt.Errorf("broker: max pending writes %d out of range", o.MaxPendingWrites)
+	case o.ReceiveMaximum < 0 || o.ReceiveMaximum > math.MaxUint16:
+		return fmt.Errorf("broker: receive maximum %d out of range 1..65535", o.ReceiveMaximum)
+	case o.MaxInflight < 0 || o.MaxInflight > math.MaxUint16:
+		return fmt.Errorf("broker: max inflight %d out of range 1..65535", o.MaxInflight)
+	case o.MaxPacketSize < 0 || int64(o.MaxPacketSize) > math.MaxUint32:
+		return fmt.Errorf("broker: max packet size %d out of range", o.MaxPacketSize)
+	case o.MaxSessionExpiry < time.Second || o.MaxSessionExpiry/time.Second > math.MaxUint32:
+		return fmt.Errorf("broker: max session expiry %s out of range", o.MaxSessionExpiry)
+	case o.SessionExpiryV3 < 0:
+		return fmt.Errorf("broker: v3 session expiry %s is negative", o.SessionExpiryV3)
+	case o.MaxMessageExpiry < 0 || o.MaxMessageExpiry/time.Second > math.MaxUint32:
+		return fmt.Errorf("broker: max message expiry %s out of range", o.MaxMessageExpiry)
+	}
+	names := map[string]bool{}
+	for i := range o.Listeners {
+		l := &o.Listeners[i]
+		if l.Name == "" {
+			l.Name = fmt.Sprintf("%s:%d", l.Type, i)
+		}
+		if names[l.Name] {
+			return fmt.Errorf("broker: two listeners named %q", l.Name)
+		}
+		names[l.Name] = true
+		if err := l.validate(); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	return nil
+}
+
+// Broker is one node's MQTT broker.
+type Broker struct {
+	opts   Options
+	log    *slog.Logger
+	st     *store.Store
+	server *mqtt.Server
+
+	listeners []*listener
+	users     *userCache
+	acl       *aclSet
+	bans      *banSet
+	retained  *retainedSync
+	sessions  *sessionStore // nil without SessionsPath
+	mirrors   []*mirror
+	banned    *bannedHook
+
+	ctx    context.Context // ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+}
+
+// New checks the options and builds a broker; Start opens it.
+func New(opts Options) (*Broker, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	log := opts.Logger.With("component", "broker")
+	if opts.NodeName != "" {
+		log = log.With("node", opts.NodeName)
+	}
+	b := &Broker{opts: opts, log: log, st: opts.Store}
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	for _, lo := range opts.Listeners {
+		l, err := newListener(lo, opts.ConnectTimeout)
+		if err != nil {
+			return nil, fmt.Errorf("broker: %w", err)
+		}
+		b.listeners = append(b.listeners, l)
+	}
+
+	caps := mqtt.NewDefaultServerCapabilities()
+	caps.MaximumClientWritesPending = int32(opts.MaxPendingWrites)
+	caps.ReceiveMaximum = uint16(opts.ReceiveMaximum)
+	caps.MaximumInflight = uint16(opts.MaxInflight)
+	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
+	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
+	caps.MaximumMessageExpiryInterval = int64(opts.MaxMessageExpiry / time.Second)
+	b.server = mqtt.New(&mqtt.Options{
+		Capabilities: caps,
+		Logger:       log.With("component", "mqtt"),
+		InlineClient: false,
+	})
+	return b, nil
+}
+
+// Start loads the replicated state (ACL rules, bans, retained messages),
+// restores persistent sessions, and opens the listeners. The store need
+// not have a leader yet: everything is read from the local state.
+func (b *Broker) Start(ctx context.Context) (err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.started || b.closed {
+		return errors.New("broker: already started or closed")
+	}
+	b.started = true
+	defer func() {
+		if err != nil {
+			b.abort()
+		}
+	}()
+
+	b.users = newUserCache(b.st, b.opts.UserCacheSize)
+	b.st.OnChange(b.users.onChange)
+
+	b.acl = newACLSet(b.log.With("component", "authz"), b.opts.AuthzNoMatch == "allow")
+	b.bans = newBanSet(b.log.With("component", "banned"))
+	b.retained = newRetainedSync(b.server, b.st, b.log.With("component", "retained"),
+		b.opts.RetainedBatchWindow, b.opts.MaxMessageExpiry)
+	b.banned = &bannedHook{server: b.server, bans: b.bans}
+	b.bans.added = func(bans []*store.Ban) { go b.banned.kick(bans) }
+
+	b.mirrors = []*mirror{
+		newMirror(b.st, store.TableACL, b.log, b.acl.apply, b.acl.load),
+		newMirror(b.st, store.TableBanned, b.log, b.bans.apply, b.bans.load),
+		newMirror(b.st, store.TableRetained, b.log, b.retained.apply, b.retained.load),
+	}
+	for _, m := range b.mirrors {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := m.start(); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+
+	if b.opts.SessionsPath != "" {
+		s, err := openSessionStore(b.opts.SessionsPath, b.server, b.log.With("component", "sessions"),
+			b.opts.SessionFlushInterval)
+		if err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+		b.sessions = s
+	} else {
+		b.log.Warn("no sessions path: persistent sessions will not survive a restart")
+	}
+
+	if !b.opts.AuthnEnable {
+		b.log.Warn("authentication is disabled: any client may connect")
+	}
+	hooks := []mqtt.Hook{
+		b.banned,
+		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable,
+			idByClID: b.opts.AuthnUserIDType == UserIDClientID},
+		&authzHook{acl: b.acl},
+		b.retained,
+	}
+	if b.sessions != nil {
+		hooks = append(hooks, b.sessions)
+	}
+	for _, h := range hooks {
+		if err := b.server.AddHook(h, nil); err != nil {
+			return fmt.Errorf("broker: add hook %s: %w", h.ID(), err)
+		}
+	}
+
+	for _, l := range b.listeners {
+		if err := b.server.AddListener(l); err != nil {
+			return fmt.Errorf("broker: %w", err)
+		}
+	}
+	if err := b.server.Serve(); err != nil { // restores sessions, then accepts clients
+		return fmt.Errorf("broker: start mqtt server: %w", err)
+	}
+
+	b.wg.Add(2)
+	go func() { defer b.wg.Done(); b.retained.run() }()
+	go func() { defer b.wg.Done(); b.housekeeping() }()
+
+	for _, l := range b.listeners {
+		b.log.Info("listening", "listener", l.ID(), "type", l.Protocol(), "addr", l.Address())
+	}
+	return nil
+}
+
+// abort undoes a failed Start.
+func (b *Broker) abort() {
+	for _, m := range b.mirrors {
+		m.stop()
+	}
+	for _, l := range b.listeners {
+		l.Close(func(string) {})
+	}
+	if b.sessions != nil {
+		_ = b.sessions.close()
+		b.sessions = nil
+	}
+	b.closed = true
+	b.cancel()
+}
+
+// housekeeping runs the periodic jobs: deleting expired bans and retained
+// messages (on the leader) and expiring MQTT 3.1.1 sessions.
+func (b *Broker) housekeeping() {
+	cleanup := time.NewTicker(b.opts.CleanupInterval)
+	defer cleanup.Stop()
+	var v3 <-chan time.Time
+	if b.sessions != nil && b.opts.SessionExpiryV3 < b.opts.MaxSessionExpiry {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		v3 = t.C
+	}
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-cleanup.C:
+			leader := b.st.IsLeader()
+			if leader {
+				cleanExpiredBans(b.ctx, b.st, b.bans, b.log.With("component", "banned"))
+			}
+			b.retained.cleanExpired(b.ctx, b.retained.drainExpired(), leader)
+		case t := <-b.retained.expireCh:
+			extra := append([]string{t}, b.retained.drainExpired()...)
+			b.retained.cleanExpired(b.ctx, extra, b.st.IsLeader())
+		case <-v3:
+			b.sessions.expireV3Sessions(b.opts.SessionExpiryV3)
+		}
+	}
+}
+
+// Close stops the listeners and disconnects every client, commits pending
+// retained writes (the store must still be open) and session changes, and
+// closes the sessions db.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil
+	}
+	b.closed = true
+	if !b.started {
+		b.cancel()
+		return nil
+	}
+	_ = b.server.Close() // listeners, clients (their hooks run before it returns)
+	b.retained.stop(10 * time.Second)
+	b.cancel()
+	b.wg.Wait()
+	for _, m := range b.mirrors {
+		m.stop()
+	}
+	var err error
+	if b.sessions != nil {
+		err = b.sessions.close()
+	}
+	b.log.Info("broker stopped")
+	return err
+}
+
+// Addrs returns the bound address of each listener by name (the actual
+// port when the configured one was 0). Valid after Start.
+func (b *Broker) Addrs() map[string]net.Addr {
+	out := make(map[string]net.Addr, len(b.listeners))
+	for _, l := range b.listeners {
+		if l.ln != nil {
+			out[l.ID()] = l.ln.Addr()
+		}
+	}
+	return out
+}
+
+var _ io.Closer = (*Broker)(nil)

@@ -1,0 +1,190 @@
+// Package node wires one Roost node together: config → data dir lock →
+// identity → store → broker → REST API and local control socket.
+package node
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/roostmq/roost/internal/api"
+	"github.com/roostmq/roost/internal/broker"
+	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/store"
+)
+
+// SocketName is the control socket in the data dir that `roost ctl` uses.
+const SocketName = "roost.sock"
+
+// BuildInfo identifies the running binary.
+type BuildInfo struct {
+	Version string `json:"version"`
+	Commit  string `json:"commit"`
+	Date    string `json:"date"`
+}
+
+// Run starts a node from a loaded config and serves until ctx ends, then
+// shuts everything down in reverse order. It returns nil after a clean stop.
+func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.Logger) error {
+	cfg := &loaded.Config
+	dataDir := loaded.Paths.DataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", dataDir, err)
+	}
+	lock, err := lockDataDir(dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.release()
+
+	ident, created, err := loaded.Identity()
+	if err != nil {
+		return err
+	}
+	log = log.With("node", ident.Name)
+	if created {
+		log.Info("new node identity", "node_id", ident.NodeID, "cluster_id", ident.ClusterID, "file", filepath.Join(dataDir, config.IdentityFile))
+	}
+	for _, w := range loaded.Warnings {
+		log.Warn(w)
+	}
+	cookie, err := config.EnsureCookie(dataDir, cfg.Node.Cookie)
+	if err != nil {
+		return err
+	}
+
+	st, err := store.Open(store.Options{
+		Dir:       dataDir,
+		NodeID:    ident.NodeID,
+		Advertise: advertiseAddr(cfg),
+		Bootstrap: true,
+		Logger:    log,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := st.Close(); err != nil {
+			log.Error("close store", "err", err)
+		}
+	}()
+	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	err = st.WaitLeader(wctx)
+	cancel()
+	if err != nil {
+		return err
+	}
+	if _, err := api.EnsureInitialAdmin(ctx, st, dataDir, cfg.Dashboard.DefaultUsername, cfg.Dashboard.DefaultPassword); err != nil {
+		return fmt.Errorf("create initial admin: %w", err)
+	}
+
+	b, err := broker.New(brokerOptions(cfg, st, dataDir, ident.Name, log))
+	if err != nil {
+		return err
+	}
+	if err := b.Start(ctx); err != nil {
+		b.Close()
+		return err
+	}
+	defer func() {
+		if err := b.Close(); err != nil {
+			log.Error("close broker", "err", err)
+		}
+	}()
+	if !cfg.Authn.Enable {
+		log.Warn("authentication is disabled (authn.enable = false): any client can connect")
+	}
+
+	started := time.Now()
+	srv := api.New(api.Options{
+		Store:  st,
+		Logger: log,
+		Status: func() api.Status {
+			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
+				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, cfg.API.Bind)}
+		},
+		Metrics: func() api.Metrics {
+			m := b.Metrics()
+			return api.Metrics{Connections: m.Connections, Subscriptions: m.Subscriptions,
+				MessagesReceived: m.MessagesReceived, MessagesSent: m.MessagesSent, RetainedCount: m.Retained}
+		},
+		HashParams: authn.HashParams{Algorithm: cfg.Authn.PasswordHash, SaltPosition: cfg.Authn.SaltPosition},
+		UserIDType: cfg.Authn.UserIDType,
+		TokenKey:   tokenKey(cookie),
+	})
+	apiLn, err := net.Listen("tcp", cfg.API.Bind)
+	if err != nil {
+		return fmt.Errorf("api.bind %s: %w", cfg.API.Bind, err)
+	}
+	sockLn, err := api.ListenUnix(filepath.Join(dataDir, SocketName))
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	serve := func(ln net.Listener, local bool) {
+		defer wg.Done()
+		h := srv.Handler()
+		if local {
+			h = srv.LocalHandler()
+		}
+		if err := srv.Serve(sctx, ln, h); err != nil {
+			errc <- err
+		}
+	}
+	wg.Add(2)
+	go serve(apiLn, false)
+	go serve(sockLn, true)
+
+	log.Info("roost node started", "version", build.Version, "data_dir", dataDir,
+		"config", loaded.Paths.ConfigFile, "api", apiLn.Addr().String(), "node_id", ident.NodeID)
+
+	select {
+	case <-ctx.Done():
+		log.Info("stopping node")
+	case err = <-errc:
+		log.Error("stopping node after an API failure", "err", err)
+	}
+	stop()
+	wg.Wait()
+	os.Remove(filepath.Join(dataDir, SocketName))
+	return err
+}
+
+// advertiseAddr is the raft address recorded for this node.
+func advertiseAddr(cfg *config.Config) string {
+	if cfg.Cluster.Advertise != "" {
+		return cfg.Cluster.Advertise
+	}
+	host, port, err := net.SplitHostPort(cfg.Cluster.Bind)
+	if err != nil || host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+		if h, herr := os.Hostname(); herr == nil && h != "" {
+			host = h
+		}
+	}
+	if err != nil {
+		return cfg.Cluster.Bind
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// tokenKey derives the admin-token signing key from the cluster cookie, so
+// a token issued by one node is accepted by every node of the cluster.
+func tokenKey(cookie string) []byte {
+	m := hmac.New(sha256.New, []byte(cookie))
+	m.Write([]byte("roost api token v1"))
+	return m.Sum(nil)
+}

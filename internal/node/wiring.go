@@ -1,0 +1,56 @@
+package node
+
+import (
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/roostmq/roost/internal/api"
+	"github.com/roostmq/roost/internal/broker"
+	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/store"
+)
+
+// SessionsFile is the node-local persistent-session database in the data dir.
+const SessionsFile = "sessions.db"
+
+func brokerOptions(cfg *config.Config, st *store.Store, dataDir, nodeName string, log *slog.Logger) broker.Options {
+	var ls []broker.ListenerOptions
+	for _, l := range cfg.Listeners.Active() {
+		ls = append(ls, broker.ListenerOptions{Name: l.Transport + ":" + l.Name, Type: l.Transport,
+			Bind: l.Bind, CertFile: l.CertFile, KeyFile: l.KeyFile, CACertFile: l.CACertFile})
+	}
+	return broker.Options{
+		NodeName:            nodeName,
+		Store:               st,
+		Listeners:           ls,
+		SessionsPath:        filepath.Join(dataDir, SessionsFile),
+		AuthnEnable:         cfg.Authn.Enable,
+		AuthnUserIDType:     cfg.Authn.UserIDType,
+		AuthzNoMatch:        cfg.Authz.NoMatch,
+		MaxPendingWrites:    cfg.MQTT.MaxPendingWrites,
+		ReceiveMaximum:      cfg.MQTT.MaxInflight,
+		MaxSessionExpiry:    time.Duration(cfg.MQTT.MaxSessionExpiry),
+		SessionExpiryV3:     time.Duration(cfg.MQTT.SessionExpiryV3),
+		MaxPacketSize:       cfg.MQTT.MaxPacketSize,
+		RetainedBatchWindow: time.Duration(cfg.MQTT.RetainedBatchWindow),
+		Logger:              log,
+	}
+}
+
+// listenerStatus lists the MQTT listeners with their bound addresses, and
+// the API and cluster binds.
+func listenerStatus(cfg *config.Config, b *broker.Broker, apiAddr string) []api.Listener {
+	addrs := b.Addrs()
+	var out []api.Listener
+	for _, l := range cfg.Listeners.Active() {
+		name := l.Transport + ":" + l.Name
+		st := api.Listener{Name: name, Type: l.Transport, Bind: l.Bind}
+		if a, ok := addrs[name]; ok {
+			st.Bind, st.Running = a.String(), true
+		}
+		out = append(out, st)
+	}
+	out = append(out, api.Listener{Name: "api", Type: "api", Bind: apiAddr, Running: true})
+	return out
+}

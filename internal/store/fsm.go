@@ -48,7 +48,7 @@ func openStateDB(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open state db %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range append([]string{string(metaBucket)}, Tables...) {
+		for _, name := range append([]string{string(metaBucket), TableMembers}, Tables...) {
 			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
@@ -74,6 +74,27 @@ func (f *fsm) close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.db.Close()
+}
+
+// wipe replaces the state with an empty one.
+func (f *fsm) wipe() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("close state db: %w", err)
+	}
+	if err := os.Remove(f.path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	db, err := openStateDB(f.path)
+	if err != nil {
+		return err
+	}
+	f.db = db
+	if f.notify != nil {
+		f.notify([]Change{{}})
+	}
+	return nil
 }
 
 func readApplied(tx *bolt.Tx) (index, term uint64) {

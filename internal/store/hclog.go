@@ -8,8 +8,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// newHCLogger routes raft's hclog output into the node's slog logger.
-func newHCLogger(l *slog.Logger) hclog.Logger {
+// NewRaftLogger routes raft's hclog output into the node's slog logger.
+func NewRaftLogger(l *slog.Logger) hclog.Logger {
 	il := hclog.NewInterceptLogger(&hclog.LoggerOptions{Name: "raft", Level: hclog.Info, Output: io.Discard})
 	il.RegisterSink(slogSink{l})
 	return il

@@ -22,6 +22,21 @@ const (
 // Tables lists every replicated table in a stable order (export order).
 var Tables = []string{TableUsers, TableACL, TableBanned, TableRetained, TableAPIKeys, TableAdmins, TableConfig}
 
+// TableMembers is internal: the cluster's nodes (node id → name and
+// address), so members can be named even when they are down. It is
+// replicated but belongs to one cluster, so it is neither exported nor
+// part of the data digest.
+const TableMembers = "members"
+
+// Member is one node of the cluster. Key: the node id.
+type Member struct {
+	V        int       `json:"v"`
+	NodeID   string    `json:"node_id"`
+	Name     string    `json:"name"`
+	Address  string    `json:"address"` // cluster address (raft and RPC)
+	JoinedAt time.Time `json:"joined_at"`
+}
+
 // RecordVersion is the version written into every record ("v"). Readers
 // accept every version up to it, so records written by older Roosts stay
 // readable after an upgrade.

@@ -56,7 +56,9 @@ type Store struct {
 	opts      Options
 	log       *slog.Logger
 	fsm       *fsm
+	rmu       sync.RWMutex // guards raft, swapped by Reset
 	raft      *raft.Raft
+	resetMu   sync.Mutex
 	logStore  *raftboltdb.BoltStore
 	transport raft.Transport
 
@@ -114,54 +116,99 @@ func Open(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open raft log %s: %w", filepath.Join(raftDir, "raft.db"), err)
 	}
 	s.logStore = logStore
-	hlog := newHCLogger(s.log.With("component", "raft"))
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
-	if err != nil {
-		s.closeFiles()
-		return nil, fmt.Errorf("store: open raft snapshots: %w", err)
-	}
 	s.transport = opts.Transport
 	if s.transport == nil {
 		_, s.transport = raft.NewInmemTransport(raft.ServerAddress(opts.Advertise))
 	}
+	if err := s.startRaft(opts.Bootstrap); err != nil {
+		s.closeFiles()
+		return nil, err
+	}
+	s.wg.Add(1)
+	go s.batchLoop()
+	return s, nil
+}
 
+// startRaft starts raft on the open log store and FSM; bootstrap makes a
+// node without raft state a one-voter cluster.
+func (s *Store) startRaft(bootstrap bool) error {
+	raftDir := filepath.Join(s.opts.Dir, "raft")
+	hlog := NewRaftLogger(s.log.With("component", "raft"))
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
+	if err != nil {
+		return fmt.Errorf("store: open raft snapshots: %w", err)
+	}
 	conf := raft.DefaultConfig()
-	conf.LocalID = raft.ServerID(opts.NodeID)
+	conf.LocalID = raft.ServerID(s.opts.NodeID)
 	conf.Logger = hlog
 	conf.NoSnapshotRestoreOnStart = true // the bbolt state is already current
-	conf.SnapshotThreshold = opts.SnapshotThreshold
-	conf.SnapshotInterval = opts.SnapshotInterval
-	conf.TrailingLogs = opts.TrailingLogs
+	conf.SnapshotThreshold = s.opts.SnapshotThreshold
+	conf.SnapshotInterval = s.opts.SnapshotInterval
+	conf.TrailingLogs = s.opts.TrailingLogs
 	conf.HeartbeatTimeout = 500 * time.Millisecond
 	conf.ElectionTimeout = 500 * time.Millisecond
 	conf.LeaderLeaseTimeout = 250 * time.Millisecond
 	conf.BatchApplyCh = true
 	conf.MaxAppendEntries = 256
 
-	if opts.Bootstrap {
-		has, err := raft.HasExistingState(logStore, logStore, snaps)
+	if bootstrap {
+		has, err := raft.HasExistingState(s.logStore, s.logStore, snaps)
 		if err != nil {
-			s.closeFiles()
-			return nil, fmt.Errorf("store: read raft state: %w", err)
+			return fmt.Errorf("store: read raft state: %w", err)
 		}
 		if !has {
 			cfg := raft.Configuration{Servers: []raft.Server{{
-				Suffrage: raft.Voter, ID: conf.LocalID, Address: raft.ServerAddress(opts.Advertise)}}}
-			if err := raft.BootstrapCluster(conf, logStore, logStore, snaps, s.transport, cfg); err != nil {
-				s.closeFiles()
-				return nil, fmt.Errorf("store: bootstrap raft: %w", err)
+				Suffrage: raft.Voter, ID: conf.LocalID, Address: raft.ServerAddress(s.opts.Advertise)}}}
+			if err := raft.BootstrapCluster(conf, s.logStore, s.logStore, snaps, s.transport, cfg); err != nil {
+				return fmt.Errorf("store: bootstrap raft: %w", err)
 			}
 		}
 	}
-	r, err := raft.NewRaft(conf, f, logStore, logStore, snaps, s.transport)
+	r, err := raft.NewRaft(conf, s.fsm, s.logStore, s.logStore, snaps, s.transport)
 	if err != nil {
-		s.closeFiles()
-		return nil, fmt.Errorf("store: start raft: %w", err)
+		return fmt.Errorf("store: start raft: %w", err)
 	}
+	s.rmu.Lock()
 	s.raft = r
-	s.wg.Add(1)
-	go s.batchLoop()
-	return s, nil
+	s.rmu.Unlock()
+	return nil
+}
+
+// Reset throws away this node's raft state and every replicated record,
+// and restarts raft empty: as a new one-voter cluster when bootstrap is
+// set, or waiting to be added to an existing cluster (join). Observers get
+// a reset change.
+func (s *Store) Reset(bootstrap bool) error {
+	s.resetMu.Lock()
+	defer s.resetMu.Unlock()
+	if err := s.r().Shutdown().Error(); err != nil {
+		return fmt.Errorf("store: reset: raft shutdown: %w", err)
+	}
+	if err := s.logStore.Close(); err != nil {
+		return fmt.Errorf("store: reset: close raft log: %w", err)
+	}
+	raftDir := filepath.Join(s.opts.Dir, "raft")
+	if err := os.RemoveAll(raftDir); err != nil {
+		return fmt.Errorf("store: reset: %w", err)
+	}
+	if err := os.MkdirAll(raftDir, 0o700); err != nil {
+		return fmt.Errorf("store: reset: %w", err)
+	}
+	if err := s.fsm.wipe(); err != nil {
+		return fmt.Errorf("store: reset: %w", err)
+	}
+	logStore, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(raftDir, "raft.db")})
+	if err != nil {
+		return fmt.Errorf("store: reset: open raft log: %w", err)
+	}
+	s.logStore = logStore
+	return s.startRaft(bootstrap)
+}
+
+func (s *Store) r() *raft.Raft {
+	s.rmu.RLock()
+	defer s.rmu.RUnlock()
+	return s.raft
 }
 
 func (s *Store) closeFiles() {
@@ -177,7 +224,7 @@ func (s *Store) Close() error {
 	s.closed.Do(func() {
 		close(s.stop)
 		s.wg.Wait()
-		if e := s.raft.Shutdown().Error(); e != nil {
+		if e := s.r().Shutdown().Error(); e != nil {
 			err = fmt.Errorf("store: raft shutdown: %w", e)
 		}
 		if c, ok := s.transport.(interface{ Close() error }); ok {
@@ -194,14 +241,14 @@ func (s *Store) Close() error {
 }
 
 // Raft exposes the raft instance to the cluster layer (membership, status).
-func (s *Store) Raft() *raft.Raft { return s.raft }
+func (s *Store) Raft() *raft.Raft { return s.r() }
 
 // WaitLeader blocks until the cluster has a leader, or ctx ends.
 func (s *Store) WaitLeader(ctx context.Context) error {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	for {
-		if addr, _ := s.raft.LeaderWithID(); addr != "" {
+		if addr, _ := s.r().LeaderWithID(); addr != "" {
 			return nil
 		}
 		select {
@@ -212,8 +259,14 @@ func (s *Store) WaitLeader(ctx context.Context) error {
 	}
 }
 
+// Leader returns the raft address and id of the current leader ("" if none).
+func (s *Store) Leader() (addr, id string) {
+	a, i := s.r().LeaderWithID()
+	return string(a), string(i)
+}
+
 // IsLeader reports whether this node is the raft leader.
-func (s *Store) IsLeader() bool { return s.raft.State() == raft.Leader }
+func (s *Store) IsLeader() bool { return s.r().State() == raft.Leader }
 
 // AppliedIndex is the raft index of the last entry in the local state.
 func (s *Store) AppliedIndex() uint64 {
@@ -260,12 +313,37 @@ func (s *Store) Apply(ctx context.Context, ops ...Op) (*Result, error) {
 // committed or have failed. Concurrent calls are merged into shared raft
 // entries, so many small writes cost one log write and one transaction.
 func (s *Store) ApplyAsync(ctx context.Context, ops []Op, done func(*Result, error)) {
+	s.applyAsync(ctx, ops, true, done)
+}
+
+// ApplyHere commits ops only if this node is the leader, never forwarding:
+// for the leader's side of a forwarded write.
+func (s *Store) ApplyHere(ctx context.Context, ops ...Op) (*Result, error) {
+	type out struct {
+		r   *Result
+		err error
+	}
+	ch := make(chan out, 1)
+	s.applyAsync(ctx, ops, false, func(r *Result, err error) { ch <- out{r, err} })
+	select {
+	case o := <-ch:
+		return o.r, o.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (s *Store) applyAsync(ctx context.Context, ops []Op, forward bool, done func(*Result, error)) {
 	if len(ops) == 0 {
 		done(&Result{}, nil)
 		return
 	}
-	if !s.IsLeader() && s.opts.Forward != nil {
-		go func() { done(s.opts.Forward(ctx, ops)) }()
+	if !s.IsLeader() {
+		if forward && s.opts.Forward != nil {
+			go func() { done(s.opts.Forward(ctx, ops)) }()
+			return
+		}
+		done(nil, ErrNotLeader)
 		return
 	}
 	select {
@@ -333,7 +411,7 @@ func (s *Store) send(batch []*pending, nops int) {
 	for _, p := range live {
 		all = append(all, p.ops...)
 	}
-	fut := s.raft.Apply(encodeOps(all), 30*time.Second)
+	fut := s.r().Apply(encodeOps(all), 30*time.Second)
 	go func() {
 		err := fut.Error()
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
@@ -367,7 +445,7 @@ func (s *Store) Barrier(ctx context.Context) (uint64, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		timeout = time.Until(dl)
 	}
-	if err := s.raft.Barrier(timeout).Error(); err != nil {
+	if err := s.r().Barrier(timeout).Error(); err != nil {
 		return 0, fmt.Errorf("store: barrier: %w", err)
 	}
 	return s.AppliedIndex(), nil
@@ -375,7 +453,7 @@ func (s *Store) Barrier(ctx context.Context) (uint64, error) {
 
 // Snapshot asks raft for a snapshot now (and log truncation).
 func (s *Store) Snapshot() error {
-	if err := s.raft.Snapshot().Error(); err != nil {
+	if err := s.r().Snapshot().Error(); err != nil {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	return nil

@@ -1,0 +1,198 @@
+package cluster
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/roostmq/roost/internal/store"
+)
+
+// Transport owns the cluster port: it accepts connections, authenticates
+// them with the cookie, and hands each to the handler of its stream kind.
+type Transport struct {
+	ln        net.Listener
+	cookie    []byte
+	advertise string
+	serverTLS *tls.Config // nil: plain TCP
+	clientTLS *tls.Config
+	log       *slog.Logger
+
+	mu       sync.Mutex
+	handlers map[byte]func(net.Conn)
+	raftCh   chan net.Conn
+	closed   chan struct{}
+	wg       sync.WaitGroup
+}
+
+// TransportOptions configure Listen.
+type TransportOptions struct {
+	Bind      string // host:port to listen on
+	Advertise string // address the other nodes dial
+	Cookie    string
+	ServerTLS *tls.Config
+	ClientTLS *tls.Config
+	Logger    *slog.Logger
+}
+
+// Listen opens the cluster port.
+func Listen(opts TransportOptions) (*Transport, error) {
+	if len(opts.Cookie) == 0 {
+		return nil, errors.New("cluster: node.cookie is empty")
+	}
+	ln, err := net.Listen("tcp", opts.Bind)
+	if err != nil {
+		return nil, fmt.Errorf("cluster.bind %s: %w", opts.Bind, err)
+	}
+	if opts.ServerTLS != nil {
+		ln = tls.NewListener(ln, opts.ServerTLS)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	t := &Transport{ln: ln, cookie: []byte(opts.Cookie), advertise: opts.Advertise,
+		serverTLS: opts.ServerTLS, clientTLS: opts.ClientTLS, log: opts.Logger.With("component", "cluster"),
+		handlers: map[byte]func(net.Conn){}, raftCh: make(chan net.Conn, 16), closed: make(chan struct{})}
+	if t.advertise == "" {
+		t.advertise = ln.Addr().String()
+	}
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr is the bound address of the cluster port.
+func (t *Transport) Addr() net.Addr { return t.ln.Addr() }
+
+// Advertise is the address other nodes dial to reach this one.
+func (t *Transport) Advertise() string { return t.advertise }
+
+// Handle sets the handler for connections of kind (StreamRPC, StreamForward).
+// The handler owns the connection and must close it.
+func (t *Transport) Handle(kind byte, h func(net.Conn)) {
+	t.mu.Lock()
+	t.handlers[kind] = h
+	t.mu.Unlock()
+}
+
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	for {
+		c, err := t.ln.Accept()
+		if err != nil {
+			select {
+			case <-t.closed:
+				return
+			default:
+			}
+			t.log.Warn("cluster accept", "err", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		go t.serve(c)
+	}
+}
+
+func (t *Transport) serve(c net.Conn) {
+	kind, err := serverHandshake(c, t.cookie)
+	if err != nil {
+		// Loud on purpose: a wrong cookie is an operator mistake or an
+		// intruder, and either way somebody should look.
+		t.log.Warn("cluster: refused connection", "remote", c.RemoteAddr().String(), "reason", err)
+		c.Close()
+		return
+	}
+	if kind == StreamRaft {
+		select {
+		case t.raftCh <- c:
+		case <-t.closed:
+			c.Close()
+		}
+		return
+	}
+	t.mu.Lock()
+	h := t.handlers[kind]
+	t.mu.Unlock()
+	if h == nil {
+		c.Close()
+		return
+	}
+	h(c)
+}
+
+// Dial opens an authenticated connection of kind to a node's cluster port.
+func (t *Transport) Dial(ctx context.Context, addr string, kind byte) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	var c net.Conn
+	var err error
+	if t.clientTLS != nil {
+		td := tls.Dialer{NetDialer: &d, Config: t.clientTLS}
+		c, err = td.DialContext(ctx, "tcp", addr)
+	} else {
+		c, err = d.DialContext(ctx, "tcp", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
+	}
+	if err := clientHandshake(c, t.cookie, kind); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops accepting; connections already handed out are their owners'.
+func (t *Transport) Close() error {
+	select {
+	case <-t.closed:
+		return nil
+	default:
+	}
+	close(t.closed)
+	err := t.ln.Close()
+	t.wg.Wait()
+	return err
+}
+
+// RaftTransport returns a raft transport that runs over this port.
+func (t *Transport) RaftTransport(logger *slog.Logger) raft.Transport {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  &raftStream{t: t},
+		Logger:  store.NewRaftLogger(logger),
+		MaxPool: 3,
+		Timeout: 10 * time.Second,
+	})
+}
+
+// raftStream is raft.StreamLayer over the authenticated cluster port.
+type raftStream struct{ t *Transport }
+
+func (s *raftStream) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.t.raftCh:
+		return c, nil
+	case <-s.t.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *raftStream) Close() error { return nil } // the Transport owns the listener
+
+func (s *raftStream) Addr() net.Addr { return advertiseAddr(s.t.advertise) }
+
+func (s *raftStream) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	return s.t.Dial(ctx, string(addr), StreamRaft)
+}
+
+type advertiseAddr string
+
+func (a advertiseAddr) Network() string { return "tcp" }
+func (a advertiseAddr) String() string  { return string(a) }

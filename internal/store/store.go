@@ -159,12 +159,12 @@ func (s *Store) startRaft(bootstrap bool) error {
 		if !has {
 			cfg := raft.Configuration{Servers: []raft.Server{{
 				Suffrage: raft.Voter, ID: conf.LocalID, Address: raft.ServerAddress(s.opts.Advertise)}}}
-			if err := raft.BootstrapCluster(conf, s.logStore, s.logStore, snaps, s.transport, cfg); err != nil {
+			if err := raft.BootstrapCluster(conf, s.logStore, s.logStore, snaps, keepOpenTransport{s.transport}, cfg); err != nil {
 				return fmt.Errorf("store: bootstrap raft: %w", err)
 			}
 		}
 	}
-	r, err := raft.NewRaft(conf, s.fsm, s.logStore, s.logStore, snaps, s.transport)
+	r, err := raft.NewRaft(conf, s.fsm, s.logStore, s.logStore, snaps, keepOpenTransport{s.transport})
 	if err != nil {
 		return fmt.Errorf("store: start raft: %w", err)
 	}
@@ -457,4 +457,17 @@ func (s *Store) Snapshot() error {
 		return fmt.Errorf("store: snapshot: %w", err)
 	}
 	return nil
+}
+
+// keepOpenTransport hides the transport's Close from raft, whose shutdown
+// would otherwise close it: Reset restarts raft on the same transport.
+// The store closes the real transport itself in Close.
+type keepOpenTransport struct{ raft.Transport }
+
+// RequestPreVote passes pre-vote through when the transport has it.
+func (t keepOpenTransport) RequestPreVote(id raft.ServerID, target raft.ServerAddress, args *raft.RequestPreVoteRequest, resp *raft.RequestPreVoteResponse) error {
+	if pv, ok := t.Transport.(raft.WithPreVote); ok {
+		return pv.RequestPreVote(id, target, args, resp)
+	}
+	return errors.New("transport does not support pre-vote")
 }

@@ -43,11 +43,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.username, "username", "", "if set, only this user may connect (auth ledger hook instead of allow-all)")
 	fs.StringVar(&c.password, "password", "", "password for -username")
 	fs.StringVar(&c.aclFilter, "acl", "bench/#", "with -username: the filter the user may publish and subscribe to (ACL check on every publish)")
-	// Defaults mirror Roost's [mqtt] defaults (internal/config): a bare mochi
-	// with mochi's own defaults (8192 pending writes) would not be comparable.
+	// Defaults mirror what Roost gives mochi (internal/config [mqtt] and
+	// internal/broker Options): a bare mochi with mochi's own defaults (8192
+	// pending writes) would not be comparable.
 	fs.IntVar(&c.maxPendingWrites, "max-pending-writes", 1024, "MaximumClientWritesPending: per-client outbound queue (Roost mqtt.max_pending_writes)")
 	fs.IntVar(&c.receiveMaximum, "receive-maximum", 1024, "ReceiveMaximum: QoS>0 messages a client may have in flight towards the server (Roost mqtt.max_inflight)")
-	fs.IntVar(&c.maxInflight, "max-inflight", 1024, "MaximumInflight: QoS>0 messages stored per client before new ones are dropped")
+	fs.IntVar(&c.maxInflight, "max-inflight", 8192, "MaximumInflight: QoS>0 messages held per client before new ones are dropped (Roost internal/broker Options.MaxInflight)")
 	fs.IntVar(&c.maxPacketSize, "max-packet-size", 1<<20, "MaximumPacketSize in bytes (Roost mqtt.max_packet_size)")
 	fs.DurationVar(&c.maxSessionExpiry, "max-session-expiry", 2*time.Hour, "MaximumSessionExpiryInterval (Roost mqtt.max_session_expiry)")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "debug | info | warn | error (mochi logs every connect at info)")

@@ -161,6 +161,9 @@ func (l *listener) Init(log *slog.Logger) error {
 		ln = tls.NewListener(ln, l.tlsConf)
 	}
 	l.ln = ln
+	if l.opts.Type == ListenerWS || l.opts.Type == ListenerWSS {
+		l.http = &http.Server{ReadHeaderTimeout: 10 * time.Second}
+	}
 	return nil
 }
 
@@ -216,7 +219,7 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 		defer ws.Close()
 		l.establish(establish, &wsConn{Conn: ws.UnderlyingConn(), ws: ws})
 	})
-	l.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	l.http.Handler = handler
 	if err := l.http.Serve(l.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !l.closed.Load() {
 		l.log.Error("websocket listener stopped", "err", err)
 	}
@@ -303,4 +306,4 @@ func (c *wsConn) SetWriteDeadline(t time.Time) error {
 	defer c.wmu.Unlock()
 	return c.ws.SetWriteDeadline(t)
 }
-func (c *wsConn) Close() error                       { return c.ws.Close() }
+func (c *wsConn) Close() error { return c.ws.Close() }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	pahov3 "github.com/eclipse/paho.mqtt.golang"
 )
 
@@ -112,7 +113,14 @@ func TestTLSListener(t *testing.T) {
 
 	// MQTT 5 over TLS.
 	c, _, err := dialV5(t, "", "tls5", v5Opts{clean: true, dial: func() (net.Conn, error) {
-		return tls.Dial("tcp", n.addr("ssl"), &tls.Config{RootCAs: pki.pool})
+		conn, err := tls.Dial("tcp", n.addr("ssl"), &tls.Config{RootCAs: pki.pool})
+		if err != nil {
+			return nil, err
+		}
+		// paho.golang writes a packet in several Write calls from more
+		// than one goroutine (its pinger starts at once); over TLS those
+		// interleave unless the conn serialises them.
+		return packets.NewThreadSafeConn(conn), nil
 	}})
 	if err != nil {
 		t.Fatalf("MQTT 5 over TLS: %v", err)

@@ -529,4 +529,3 @@ func (c *Cluster) trySeeds() {
 		c.log.Warn("cluster.seeds: join failed; will retry", "seed", target, "err", err)
 	}
 }
-

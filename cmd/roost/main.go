@@ -25,7 +25,7 @@ var (
 	date    = "unknown"
 )
 
-const rootLong = `Roost is a clustered MQTT broker (3.1.1 and 5.0) with a replicated built-in
+const rootLong = `Roost is a clustered MQTT broker (MQTT 3.1, 3.1.1 and 5.0) with a replicated built-in
 database, logical data export/import and hot node backups.
 
 Where Roost finds its files (first rule that applies; see "roost paths"):
@@ -151,11 +151,14 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print version, commit and build date",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if strings.EqualFold(output, "json") {
+			switch strings.ToLower(output) {
+			case "json":
 				return json.NewEncoder(cmd.OutOrStdout()).Encode(buildInfo())
+			case "text", "table", "":
+				fmt.Fprintf(cmd.OutOrStdout(), "roost %s (commit %s, built %s)\n", version, commit, date)
+				return nil
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "roost %s (commit %s, built %s)\n", version, commit, date)
-			return nil
+			return fmt.Errorf("--output %q: want text or json", output)
 		},
 	}
 	cmd.Flags().StringVar(&output, "output", "text", "text or json")

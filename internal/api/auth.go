@@ -188,7 +188,7 @@ func (s *Server) checkToken(tok string) (*Caller, error) {
 	m := hmac.New(sha256.New, s.tokenKey)
 	m.Write([]byte(payload))
 	if !hmac.Equal(mac, m.Sum(nil)) {
-		return nil, unauthorized("invalid bearer token (tokens do not survive a node restart: log in again)")
+		return nil, unauthorized("invalid or expired bearer token: log in again")
 	}
 	var c tokenClaims
 	b, err := base64.RawURLEncoding.DecodeString(payload)

@@ -148,7 +148,7 @@ func TestInitialAdminAndLogin(t *testing.T) {
 	}
 
 	// Tampered and foreign tokens.
-	e.expectErr(remote("GET", "/api/v1/users", bearer+"x", nil), http.StatusUnauthorized, CodeUnauthorized, "invalid bearer token")
+	e.expectErr(remote("GET", "/api/v1/users", bearer+"x", nil), http.StatusUnauthorized, CodeUnauthorized, "invalid or expired bearer token")
 	e.expectErr(remote("GET", "/api/v1/users", "Bearer abc", nil), http.StatusUnauthorized, CodeUnauthorized, "malformed")
 	other := New(Options{Store: e.st, Logger: quietLogger()}) // another process: another key
 	if _, err := other.checkToken(lr.Token); err == nil {

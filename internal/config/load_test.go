@@ -344,7 +344,7 @@ func TestFileErrors(t *testing.T) {
 		{"cert on tcp", "listeners.tcp.default.certfile = \"c.pem\"\n", []string{"listeners.tcp.default.certfile: only ssl listeners"}},
 		{"negative int", "mqtt.max_pending_writes = -1\n", []string{"mqtt.max_pending_writes: must not be negative, got -1"}},
 		{"zero inflight", "mqtt.max_inflight = 0\n", []string{"mqtt.max_inflight: expected an integer from 1 to 65535, got 0"}},
-		{"negative duration", "mqtt.session_expiry_v3 = \"-1h\"\n", []string{"mqtt.session_expiry_v3: must not be negative"}},
+		{"negative duration", "mqtt.session_expiry_v3 = \"-1h\"\n", []string{"mqtt.session_expiry_v3: must be between 1s and"}},
 		{"negative keep", "backup.keep = -3\n", []string{"backup.keep: must be at least 1, got -3"}},
 		{"bad node name", "node.name = \"roost at host\"\n", []string{"node.name: expected a name such as"}},
 		{"bad listener name", "listeners.tcp.LAN.bind = \"0.0.0.0:1999\"\n", []string{"listeners.tcp.LAN", "lowercase"}},

@@ -83,8 +83,8 @@ func (c *Config) Validate() error {
 	v.intRange("mqtt.max_pending_writes", c.MQTT.MaxPendingWrites, 1, 1<<20)
 	v.intRange("mqtt.max_inflight", c.MQTT.MaxInflight, 1, 65535) // MQTT receive maximum is 16 bits
 	v.intRange("mqtt.max_packet_size", c.MQTT.MaxPacketSize, 1, MaxPacketSizeLimit)
-	v.nonNegative("mqtt.max_session_expiry", c.MQTT.MaxSessionExpiry)
-	v.nonNegative("mqtt.session_expiry_v3", c.MQTT.SessionExpiryV3)
+	v.durationRange("mqtt.max_session_expiry", c.MQTT.MaxSessionExpiry, time.Second, 0xFFFFFFFF*time.Second)
+	v.durationRange("mqtt.session_expiry_v3", c.MQTT.SessionExpiryV3, time.Second, 0xFFFFFFFF*time.Second)
 	v.nonNegative("mqtt.retained_batch_window", c.MQTT.RetainedBatchWindow)
 	v.nonNegative("backup.interval", c.Backup.Interval)
 	if c.Backup.Keep < 1 {
@@ -112,6 +112,14 @@ func (v *validator) intRange(key string, n, lo, hi int) {
 		v.add(key, fmt.Sprintf("must not be negative, got %d", n))
 	case n < lo || n > hi:
 		v.add(key, fmt.Sprintf("expected an integer from %d to %d, got %d", lo, hi, n))
+	}
+}
+
+// durationRange checks min <= d <= max (MQTT expiry intervals are whole
+// seconds in 32 bits).
+func (v *validator) durationRange(key string, d Duration, min, max time.Duration) {
+	if time.Duration(d) < min || time.Duration(d) > max {
+		v.add(key, fmt.Sprintf("must be between %s and %s, got %s", min, max, time.Duration(d)))
 	}
 }
 
@@ -153,7 +161,7 @@ func (v *validator) listeners(transport string, ls map[string]ListenerConfig, ex
 	for _, name := range names {
 		l := ls[name]
 		key := joinKey("listeners."+transport, name)
-		if !listenerNameRe.MatchString(name) {
+		if !listenerNameRe.MatchString(name) || strings.Contains(name, "__") {
 			v.add(key, fmt.Sprintf("listener name %q: use lowercase letters, digits, _ and - (it is part of env var names)", name))
 			continue
 		}

@@ -39,6 +39,11 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
+	// The data dir holds the cookie, the control socket and hashed
+	// credentials: keep it to the node's user even if it was made wider.
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return fmt.Errorf("restrict data dir %s: %w", dataDir, err)
+	}
 	lock, err := lockDataDir(dataDir)
 	if err != nil {
 		return err
@@ -103,13 +108,18 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		log.Warn("authentication is disabled (authn.enable = false): any client can connect")
 	}
 
+	apiLn, err := net.Listen("tcp", cfg.API.Bind)
+	if err != nil {
+		return fmt.Errorf("api.bind %s: %w", cfg.API.Bind, err)
+	}
+	apiAddr := apiLn.Addr().String()
 	started := time.Now()
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
 		Status: func() api.Status {
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
-				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, cfg.API.Bind)}
+				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr)}
 		},
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
@@ -120,10 +130,6 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		UserIDType: cfg.Authn.UserIDType,
 		TokenKey:   tokenKey(cookie),
 	})
-	apiLn, err := net.Listen("tcp", cfg.API.Bind)
-	if err != nil {
-		return fmt.Errorf("api.bind %s: %w", cfg.API.Bind, err)
-	}
 	sockLn, err := api.ListenUnix(filepath.Join(dataDir, SocketName))
 	if err != nil {
 		apiLn.Close()

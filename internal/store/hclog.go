@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 
@@ -26,6 +27,13 @@ func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...any
 		lvl = slog.LevelWarn
 	case level >= hclog.Error:
 		lvl = slog.LevelError
+	}
+	for i, a := range args {
+		if f, ok := a.(hclog.Format); ok && len(f) > 0 {
+			if format, ok := f[0].(string); ok {
+				args[i] = fmt.Sprintf(format, f[1:]...)
+			}
+		}
 	}
 	s.l.Log(context.Background(), lvl, msg, args...)
 }

@@ -39,6 +39,7 @@ type Cluster struct {
 	st        *store.Store
 	rpcServer *rpc.Server
 	clients   *rpcClients
+	router    *router // nil until AttachBroker
 
 	joinMu sync.Mutex // one join/leave at a time
 	stop   chan struct{}
@@ -74,6 +75,9 @@ func (c *Cluster) Close() {
 	case <-c.stop:
 	default:
 		close(c.stop)
+	}
+	if c.router != nil {
+		c.router.closeLinks()
 	}
 	c.wg.Wait()
 	c.clients.closeAll()
@@ -122,6 +126,9 @@ func (c *Cluster) maintain() {
 		}
 		if len(c.opts.Seeds) > 0 {
 			c.trySeeds()
+		}
+		if c.router != nil {
+			c.router.reconcile()
 		}
 		select {
 		case <-c.stop:

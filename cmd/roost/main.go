@@ -125,6 +125,9 @@ func newPathsCmd(load func() (*config.Loaded, error)) *cobra.Command {
 				return err
 			}
 			out := cmd.OutOrStdout()
+			for _, w := range loaded.Warnings {
+				fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
+			}
 			switch output {
 			case "json":
 				enc := json.NewEncoder(out)
@@ -132,9 +135,6 @@ func newPathsCmd(load func() (*config.Loaded, error)) *cobra.Command {
 				return enc.Encode(loaded.Paths)
 			case "table", "":
 				fmt.Fprint(out, config.FormatPaths(loaded.PathsReport()))
-				for _, w := range loaded.Warnings {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning:", w)
-				}
 				return nil
 			}
 			return fmt.Errorf("--output %q: want table or json", output)

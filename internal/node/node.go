@@ -84,6 +84,9 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = st.WaitLeader(wctx)
 	cancel()
+	if ctx.Err() != nil {
+		return nil // stopped while starting: a clean stop all the same
+	}
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ const (
 	CodeForbidden        = "FORBIDDEN"
 	CodeNotFound         = "NOT_FOUND"
 	CodeAlreadyExists    = "ALREADY_EXISTS"
+	CodeConflict         = "CONFLICT"
 	CodeMethodNotAllowed = "METHOD_NOT_ALLOWED"
 	CodeTooLarge         = "REQUEST_TOO_LARGE"
 	CodeUnavailable      = "SERVICE_UNAVAILABLE"

@@ -38,6 +38,8 @@ type Options struct {
 	// node that issued them. Give every node the same key (for example
 	// one derived from node.cookie) for tokens valid cluster-wide.
 	TokenKey []byte
+	// Cluster serves /api/v1/cluster (membership). Nil: no such routes.
+	Cluster ClusterAdmin
 	// TokenTTL is how long a bearer token lives (default 1h).
 	TokenTTL time.Duration
 }
@@ -73,6 +75,7 @@ func New(opts Options) *Server {
 		rand.Read(s.tokenKey)
 	}
 	s.routes()
+	s.clusterRoutes()
 	s.router = s.jsonFallback(s.mux)
 	return s
 }

@@ -8,6 +8,7 @@ import (
 	"net/rpc"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -39,7 +40,7 @@ type Cluster struct {
 	st        *store.Store
 	rpcServer *rpc.Server
 	clients   *rpcClients
-	router    *router // nil until AttachBroker
+	router    atomic.Pointer[router] // nil until AttachBroker
 
 	joinMu sync.Mutex // one join/leave at a time
 	stop   chan struct{}
@@ -76,8 +77,8 @@ func (c *Cluster) Close() {
 	default:
 		close(c.stop)
 	}
-	if c.router != nil {
-		c.router.closeLinks()
+	if r := c.router.Load(); r != nil {
+		r.closeLinks()
 	}
 	c.wg.Wait()
 	c.clients.closeAll()
@@ -127,8 +128,8 @@ func (c *Cluster) maintain() {
 		if len(c.opts.Seeds) > 0 {
 			c.trySeeds()
 		}
-		if c.router != nil {
-			c.router.reconcile()
+		if r := c.router.Load(); r != nil {
+			r.reconcile()
 		}
 		select {
 		case <-c.stop:

@@ -329,10 +329,11 @@ type TakeoverReply struct {
 
 // Takeover gives up a local client id to another node.
 func (s *rpcService) Takeover(args TakeoverArgs, reply *TakeoverReply) error {
-	if s.c.router == nil {
+	r := s.c.router.Load()
+	if r == nil {
 		return nil
 	}
-	sess, ok := s.c.router.b.TakeoverLocal(args.ClientID, args.CleanStart)
+	sess, ok := r.b.TakeoverLocal(args.ClientID, args.CleanStart)
 	reply.Found, reply.Session = ok, sess
 	return nil
 }
@@ -381,11 +382,12 @@ func (c *Cluster) takeover(ctx context.Context, clientID string, cleanStart bool
 // AttachBroker connects message routing and session takeover to the local
 // broker; set the returned hooks on it before it starts.
 func (c *Cluster) AttachBroker(b LocalBroker) broker.ClusterHooks {
-	c.router = newRouter(c, b)
-	c.opts.Transport.Handle(StreamForward, c.router.serveForward)
+	r := newRouter(c, b)
+	c.router.Store(r)
+	c.opts.Transport.Handle(StreamForward, r.serveForward)
 	return broker.ClusterHooks{
-		Forward:       c.router.forward,
-		RoutesChanged: c.router.routeChanged,
+		Forward:       r.forward,
+		RoutesChanged: r.routeChanged,
 		Takeover:      c.takeover,
 	}
 }

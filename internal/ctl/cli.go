@@ -54,7 +54,7 @@ authenticates with an API key: --api-key NAME:SECRET or $ROOST_API_KEY.`,
 	pf.StringVar(&c.apiKey, "api-key", "", "API key NAME:SECRET for --host (default $"+APIKeyEnv+")")
 	pf.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.AddCommand(c.statusCmd(), c.metricsCmd(), c.usersCmd(), c.aclCmd(), c.bannedCmd(),
-		c.retainedCmd(), c.apikeysCmd(), c.dataCmd())
+		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.clusterCmd())
 	return cmd
 }
 

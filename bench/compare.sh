@@ -414,7 +414,7 @@ dirty=""
 {
 	echo "# Broker comparison, $(date '+%F %H:%M %Z')"
 	echo
-	echo "- command: \`bench/compare.sh $orig_args\`"
+	echo "- command: \`bench/compare.sh${orig_args:+ $orig_args}\`"
 	echo "- machine: $(nproc) CPUs, $(uname -sr), load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- roost commit: $commit$dirty; $(go version | cut -d' ' -f3-)"
 	echo "- brokers: ${active[*]}; ${mosquitto_version:-mosquitto not run}; mochi-mqtt v2.7.9 (bench/baremochi)"

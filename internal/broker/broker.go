@@ -393,6 +393,28 @@ func (b *Broker) Close() error {
 	return err
 }
 
+// ErrNoSessions is returned by WriteSessionsTo when sessions are not
+// persisted (no SessionsPath) or the broker is not running.
+var ErrNoSessions = errors.New("broker: no sessions db")
+
+// WriteSessionsTo writes a consistent copy of the sessions db (a bbolt
+// file, pending changes included) to w, while the broker runs: for node
+// backups.
+func (b *Broker) WriteSessionsTo(w io.Writer) (int64, error) {
+	b.mu.Lock()
+	s := b.sessions
+	running := b.started && !b.closed
+	b.mu.Unlock()
+	if s == nil || !running {
+		return 0, ErrNoSessions
+	}
+	n, err := s.writeTo(w)
+	if err != nil {
+		return n, fmt.Errorf("broker: copy sessions db: %w", err)
+	}
+	return n, nil
+}
+
 // Addrs returns the bound address of each listener by name (the actual
 // port when the configured one was 0). Valid after Start.
 func (b *Broker) Addrs() map[string]net.Addr {

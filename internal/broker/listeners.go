@@ -121,6 +121,15 @@ type listener struct {
 	http   *http.Server
 	closed atomic.Bool
 	once   sync.Once
+
+	// Live connections, so that Close ends all of them (also those still
+	// before CONNECT, which mochi does not know yet) and returns only once
+	// their sessions have wound down. mochi's own wait for clients adds
+	// to its WaitGroup from each connection's goroutine, which races with
+	// its Wait unless no connection is left when it waits.
+	connsMu sync.Mutex
+	conns   map[*clientConn]struct{}
+	active  sync.WaitGroup
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -129,7 +138,7 @@ func newListener(o ListenerOptions, connectTimeout time.Duration) (*listener, er
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	l := &listener{opts: o, connectTimeout: connectTimeout}
+	l := &listener{opts: o, connectTimeout: connectTimeout, conns: map[*clientConn]struct{}{}}
 	if o.tls() {
 		conf, err := o.tlsConfig()
 		if err != nil {
@@ -177,14 +186,21 @@ func (l *listener) Serve(establish listeners.EstablishFn) {
 }
 
 func (l *listener) serveTCP(establish listeners.EstablishFn) {
+	var backoff time.Duration
 	for {
 		conn, err := l.ln.Accept()
 		if err != nil {
-			if !l.closed.Load() {
-				l.log.Error("accept failed; listener stopped", "err", err)
+			if l.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
 			}
-			return
+			// E.g. out of file descriptors: wait and try again, as
+			// net/http does, rather than stop listening.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			l.log.Error("accept failed; retrying", "err", err, "in", backoff)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		if l.closed.Load() {
 			conn.Close()
 			return
@@ -198,21 +214,36 @@ func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn) {
 	// stays silent must not hold a goroutine forever. After CONNECT mochi
 	// replaces the deadline with the keepalive one.
 	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
-	if err := establish(l.opts.Name, &clientConn{Conn: conn}); err != nil && !errors.Is(err, io.EOF) {
+	cc := &clientConn{Conn: conn}
+	l.connsMu.Lock()
+	if l.closed.Load() {
+		l.connsMu.Unlock()
+		conn.Close()
+		return
+	}
+	l.conns[cc] = struct{}{}
+	l.active.Add(1)
+	l.connsMu.Unlock()
+	defer func() {
+		l.connsMu.Lock()
+		delete(l.conns, cc)
+		l.connsMu.Unlock()
+		l.active.Done()
+	}()
+	if err := establish(l.opts.Name, cc); err != nil && !errors.Is(err, io.EOF) {
 		l.log.Debug("connection ended", "remote", conn.RemoteAddr().String(), "err", err)
 	}
 }
 
-var wsUpgrader = websocket.Upgrader{
-	Subprotocols: []string{"mqtt", "mqttv3.1"},
-	// Browsers' MQTT clients connect from pages on other origins; the MQTT
-	// CONNECT itself is what gets authenticated.
-	CheckOrigin: func(*http.Request) bool { return true },
-}
-
 func (l *listener) serveWS(establish listeners.EstablishFn) {
+	upgrader := &websocket.Upgrader{
+		Subprotocols: []string{"mqtt", "mqttv3.1"},
+		// Browsers' MQTT clients connect from pages on other origins; the
+		// MQTT CONNECT itself is what gets authenticated.
+		CheckOrigin: func(*http.Request) bool { return true },
+	}
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := wsUpgrader.Upgrade(w, r, nil)
+		ws, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return // Upgrade already answered with an HTTP error
 		}
@@ -225,7 +256,9 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting, then disconnects the listener's clients.
+// Close stops accepting, disconnects the listener's clients (mochi sends
+// MQTT 5 clients a DISCONNECT), closes every remaining connection and
+// waits until their goroutines, and so mochi's hooks, have finished.
 func (l *listener) Close(closeClients listeners.CloseFn) {
 	l.once.Do(func() {
 		l.closed.Store(true)
@@ -239,6 +272,12 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 		}
 	})
 	closeClients(l.opts.Name)
+	l.connsMu.Lock()
+	for c := range l.conns {
+		_ = c.Close()
+	}
+	l.connsMu.Unlock()
+	l.active.Wait()
 }
 
 // wsConn adapts a WebSocket to the byte stream mochi reads MQTT from: each

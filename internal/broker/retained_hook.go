@@ -134,6 +134,13 @@ func (r *retainedSync) recordFromPacket(cl *mqtt.Client, pk *packets.Packet) sto
 // OnRetainMessage queues the store write of a retained publish (mochi has
 // already updated the tree).
 func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if len(pk.TopicName) > maxStoredTopic {
+		// The store's keys are limited; a retained message the cluster
+		// cannot store is not kept on this node either.
+		r.log.Warn("retained message not kept: topic too long", "bytes", len(pk.TopicName), "max", maxStoredTopic)
+		r.treeDelete(pk.TopicName)
+		return
+	}
 	w := &retainedWrite{topic: pk.TopicName}
 	if len(pk.Payload) > 0 {
 		rec := r.recordFromPacket(cl, &pk)
@@ -161,6 +168,10 @@ func (r *retainedSync) OnRetainedExpired(topic string) {
 	default: // the periodic sweep will find it
 	}
 }
+
+// maxStoredTopic is the longest topic a retained message can be stored
+// under: bbolt's key size limit.
+const maxStoredTopic = 32768
 
 // maxOpsPerApply bounds the size of one raft entry of retained writes.
 const maxOpsPerApply = 4096
@@ -289,14 +300,21 @@ func (r *retainedSync) apply(changes []store.Change) {
 		case store.OpPut, store.OpAppend:
 			r.mu.Lock()
 			w := r.submitted[c.Key]
-			if w != nil && w.value != nil && bytes.Equal(w.value, c.Value) {
+			mine := w != nil && w.value != nil && bytes.Equal(w.value, c.Value)
+			if mine {
 				delete(r.submitted, c.Key)
-			} else {
-				w = nil
 			}
+			// A newer write of this node for the topic is on its way to
+			// the store (and already in the tree): it will be committed
+			// after this change, so leave the tree alone meanwhile.
+			_, newer := r.queue[c.Key]
+			newer = newer || (w != nil && !mine)
 			r.mu.Unlock()
+			if newer {
+				continue
+			}
 			var pk packets.Packet
-			if w != nil {
+			if mine {
 				pk = w.pk
 			} else {
 				rec, err := decodeRetained(c.Key, c.Value)
@@ -310,6 +328,17 @@ func (r *retainedSync) apply(changes []store.Change) {
 			r.treeSet(pk, now)
 		case store.OpDelete:
 			r.setExpiry(c.Key, 0)
+			r.mu.Lock()
+			w := r.submitted[c.Key]
+			if w != nil && w.value == nil {
+				delete(r.submitted, c.Key)
+				w = nil
+			}
+			_, newer := r.queue[c.Key]
+			r.mu.Unlock()
+			if newer || w != nil {
+				continue
+			}
 			r.treeDelete(c.Key)
 		case store.OpClear:
 			r.mu.Lock()

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -104,9 +108,14 @@ type sessionStore struct {
 	stopCh  chan struct{}
 	stopped chan struct{}
 	closed  bool
+	flushes atomic.Int64 // transactions committed, for tests
+	flushMu sync.Mutex
 }
 
 func openSessionStore(path string, server *mqtt.Server, log *slog.Logger, every time.Duration) (*sessionStore, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sessions db: %w", err)
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return nil, fmt.Errorf("open sessions db %s: %w", path, err)
@@ -378,6 +387,17 @@ func (s *sessionStore) OnClientExpired(cl *mqtt.Client) {
 	s.wipe(cl.ID)
 }
 
+// pendingIDs lists the clients with uncommitted changes.
+func (s *sessionStore) pendingIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // run commits pending deltas every flush interval.
 func (s *sessionStore) run() {
 	defer close(s.stopped)
@@ -399,6 +419,10 @@ func (s *sessionStore) run() {
 }
 
 func (s *sessionStore) flush() {
+	// One flush at a time, so transactions commit in the order their
+	// changes were made.
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	if len(s.pending) == 0 {
 		s.mu.Unlock()
@@ -408,6 +432,7 @@ func (s *sessionStore) flush() {
 	s.pending = map[string]*sessionDelta{}
 	s.mu.Unlock()
 
+	s.flushes.Add(1)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		root := tx.Bucket(bucketSessions)
 		for id, d := range batch {
@@ -417,12 +442,24 @@ func (s *sessionStore) flush() {
 		}
 		return nil
 	})
-	if err != nil {
-		s.log.Error("cannot write sessions db", "clients", len(batch), "err", err)
+	if err == nil {
+		return
+	}
+	// One bad session must not cost the others their writes: retry each
+	// on its own.
+	s.log.Warn("sessions db batch failed; writing sessions one by one", "err", err)
+	for id, d := range batch {
+		err := s.db.Update(func(tx *bolt.Tx) error { return applyDelta(tx.Bucket(bucketSessions), []byte(id), d) })
+		if err != nil {
+			s.log.Error("cannot write session", "client", id, "err", err)
+		}
 	}
 }
 
 func applyDelta(root *bolt.Bucket, id []byte, d *sessionDelta) error {
+	if len(id) > bolt.MaxKeySize {
+		return fmt.Errorf("client id of %d bytes is too long to store (max %d)", len(id), bolt.MaxKeySize)
+	}
 	if d.wipe {
 		if err := root.DeleteBucket(id); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
 			return err
@@ -449,6 +486,9 @@ func applyDelta(root *bolt.Bucket, id []byte, d *sessionDelta) error {
 			return err
 		}
 		for f, v := range d.subs {
+			if len(f) > bolt.MaxKeySize {
+				continue // cannot be stored; such a filter is not restored
+			}
 			if v == nil {
 				err = b.Delete([]byte(f))
 			} else {
@@ -494,6 +534,19 @@ func (s *sessionStore) close() error {
 		return fmt.Errorf("close sessions db: %w", err)
 	}
 	return nil
+}
+
+// writeTo commits pending changes and writes a consistent copy of the
+// sessions db (a bbolt file) to w.
+func (s *sessionStore) writeTo(w io.Writer) (int64, error) {
+	s.flush()
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // forEachSession calls fn for each stored session with a client record.

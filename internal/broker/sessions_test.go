@@ -2,6 +2,9 @@ package broker
 
 import (
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -193,5 +196,61 @@ func TestSessionExpiryV3(t *testing.T) {
 	n.stop()
 	if got := storedSessions(t, n.opts.SessionsPath); len(got) != 0 {
 		t.Fatalf("sessions db holds %v", got)
+	}
+}
+
+// Session events are written in batches, not one transaction each.
+func TestSessionWritesAreBatched(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	sub, _, err := dialV5(t, n.tcp(), "batched", v5Opts{sessionExpiry: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.mustSub("bt/#", 1)
+	sub.close()
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	eventually(t, "idle", func() bool { return len(n.b.sessions.pendingIDs()) == 0 })
+	before := n.b.sessions.flushes.Load()
+	const msgs = 500
+	for i := range msgs {
+		pub.mustPub(fmt.Sprintf("bt/%d", i), "x", 1, false)
+	}
+	eventually(t, "queued messages written", func() bool { return len(n.b.sessions.pendingIDs()) == 0 })
+	flushes := n.b.sessions.flushes.Load() - before
+	t.Logf("%d queued messages written in %d transactions", msgs, flushes)
+	if flushes > msgs/5 {
+		t.Fatalf("%d transactions for %d messages: not batched", flushes, msgs)
+	}
+	n.stop()
+	if got := storedSessions(t, n.opts.SessionsPath); got["batched"] != msgs {
+		t.Fatalf("stored %v", got)
+	}
+}
+
+func TestWriteSessionsTo(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	c, _, err := dialV3(t, "tcp://"+n.tcp(), "backed-up", "", "", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.sub("b/#", 1)
+	copyPath := filepath.Join(t.TempDir(), "copy.db")
+	f, err := os.Create(copyPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.b.WriteSessionsTo(f); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if got := storedSessions(t, copyPath); len(got) != 1 {
+		t.Fatalf("copy holds %v", got)
+	}
+	b := n.b
+	n.stop()
+	if _, err := b.WriteSessionsTo(io.Discard); err == nil {
+		t.Fatal("WriteSessionsTo after Close: want an error")
 	}
 }

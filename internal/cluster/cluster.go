@@ -92,9 +92,10 @@ func (c *Cluster) ForwardApply(ctx context.Context, ops []store.Op) (*store.Resu
 		if addr == "" {
 			lastErr = errors.New("no leader elected")
 		} else if addr == c.opts.Transport.Advertise() {
-			if res, err := c.st.ApplyHere(ctx, ops...); !errors.Is(err, store.ErrNotLeader) {
-				return res, err
-			}
+			// This node became the leader meanwhile: the store commits
+			// the ops itself (calling ApplyHere from here would wait on
+			// the store's own queue).
+			return nil, store.ErrLeaderIsLocal
 		} else {
 			var reply ApplyReply
 			err := c.clients.call(ctx, addr, "Apply", ApplyArgs{Ops: ops}, &reply)

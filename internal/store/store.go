@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Options configure Open.
@@ -41,6 +42,10 @@ type Options struct {
 
 // ErrNotLeader is returned by writes on a follower that cannot forward.
 var ErrNotLeader = errors.New("store: this node is not the raft leader")
+
+// ErrLeaderIsLocal is what a Forward function returns when it finds that
+// this node is the leader after all: the store then commits locally.
+var ErrLeaderIsLocal = errors.New("store: the leader is this node")
 
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("store: closed")
@@ -72,9 +77,10 @@ type Store struct {
 }
 
 type pending struct {
-	ops  []Op
-	ctx  context.Context
-	done func(*Result, error)
+	ops     []Op
+	ctx     context.Context
+	done    func(*Result, error)
+	forward bool // may be sent to the leader when this node is a follower
 }
 
 // Open opens (or creates) the store in opts.Dir and starts raft. It does
@@ -338,16 +344,19 @@ func (s *Store) applyAsync(ctx context.Context, ops []Op, forward bool, done fun
 		done(&Result{}, nil)
 		return
 	}
-	if !s.IsLeader() {
-		if forward && s.opts.Forward != nil {
-			go func() { done(s.opts.Forward(ctx, ops)) }()
-			return
-		}
+	if err := validateOps(ops); err != nil {
+		done(nil, err)
+		return
+	}
+	if !forward && !s.IsLeader() {
 		done(nil, ErrNotLeader)
 		return
 	}
+	// Leader or not, every write goes through the one queue: the batch
+	// loop commits or forwards in submission order, so two writes to the
+	// same key from this node land in the order they were made.
 	select {
-	case s.submit <- &pending{ops: ops, ctx: ctx, done: done}:
+	case s.submit <- &pending{ops: ops, ctx: ctx, done: done, forward: forward}:
 	case <-s.stop:
 		done(nil, ErrClosed)
 	case <-ctx.Done():
@@ -407,6 +416,10 @@ func (s *Store) send(batch []*pending, nops int) {
 	if len(live) == 0 {
 		return
 	}
+	if !s.IsLeader() {
+		s.forward(live)
+		return
+	}
 	all := make([]Op, 0, nops)
 	for _, p := range live {
 		all = append(all, p.ops...)
@@ -436,6 +449,87 @@ func (s *Store) send(batch []*pending, nops int) {
 			p.done(r, nil)
 		}
 	}()
+}
+
+// forward sends a batch of writes to the leader in one call, in order,
+// waiting for the answer so that the next batch cannot overtake it.
+func (s *Store) forward(batch []*pending) {
+	var fwd []*pending
+	var ops []Op
+	for _, p := range batch {
+		if !p.forward || s.opts.Forward == nil {
+			p.done(nil, ErrNotLeader)
+			continue
+		}
+		fwd = append(fwd, p)
+		ops = append(ops, p.ops...)
+	}
+	if len(fwd) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := s.opts.Forward(ctx, ops)
+	if errors.Is(err, ErrLeaderIsLocal) && s.IsLeader() {
+		s.send(fwd, len(ops))
+		return
+	}
+	off := 0
+	for _, p := range fwd {
+		if err != nil {
+			p.done(nil, err)
+			continue
+		}
+		r := &Result{Index: res.Index}
+		if len(res.Keys) >= off+len(p.ops) {
+			r.Keys = res.Keys[off : off+len(p.ops)]
+		}
+		off += len(p.ops)
+		p.done(r, nil)
+	}
+}
+
+// validateOps refuses, before anything is sent, ops the state machine
+// could not apply: a replica that cannot apply a committed entry must
+// stop, so bad input has to be stopped here.
+func validateOps(ops []Op) error {
+	for i, op := range ops {
+		if !knownTable(op.Table) {
+			return fmt.Errorf("store: op %d: unknown table %q", i, op.Table)
+		}
+		switch op.Type {
+		case OpPut, OpDelete:
+			if op.Key == "" {
+				return fmt.Errorf("store: op %d: empty key in table %s", i, op.Table)
+			}
+			if len(op.Key) > bolt.MaxKeySize {
+				return fmt.Errorf("store: op %d: key in table %s is %d bytes, more than the %d allowed", i, op.Table, len(op.Key), bolt.MaxKeySize)
+			}
+		case OpAppend, OpClear:
+		default:
+			return fmt.Errorf("store: op %d: unknown op type %d", i, op.Type)
+		}
+		if len(op.Value) > maxValueSize {
+			return fmt.Errorf("store: op %d: value for %s/%s is %d bytes, more than the %d allowed", i, op.Table, op.Key, len(op.Value), maxValueSize)
+		}
+	}
+	return nil
+}
+
+// maxValueSize bounds one record; far below bbolt's limit, far above any
+// real record (a retained message is at most one MQTT packet).
+const maxValueSize = 64 << 20
+
+func knownTable(t string) bool {
+	if t == TableMembers {
+		return true
+	}
+	for _, n := range Tables {
+		if n == t {
+			return true
+		}
+	}
+	return false
 }
 
 // Barrier waits until every entry committed before the call is applied

@@ -102,9 +102,28 @@ type DashboardConfig struct {
 }
 
 type ClusterConfig struct {
-	Bind      string   `toml:"bind"`      // default 0.0.0.0:4370
-	Advertise string   `toml:"advertise"` // address other nodes dial; default: bind with the host's address
-	Seeds     []string `toml:"seeds"`
+	Bind      string           `toml:"bind"`      // default 0.0.0.0:4370
+	Advertise string           `toml:"advertise"` // address other nodes dial; default: bind with the host's address
+	Seeds     []string         `toml:"seeds"`     // host:port cluster addresses to form or join a cluster with at start
+	TLS       ClusterTLSConfig `toml:"tls"`
+	// Raft log compaction: a snapshot is taken once SnapshotThreshold
+	// entries have been written since the last one (checked every
+	// SnapshotInterval), keeping TrailingLogs entries for followers that
+	// lag a little; one that lags more catches up from the snapshot.
+	SnapshotThreshold int      `toml:"snapshot_threshold"` // default 8192
+	SnapshotInterval  Duration `toml:"snapshot_interval"`  // default 2m
+	TrailingLogs      int      `toml:"trailing_logs"`      // default 10240
+}
+
+// ClusterTLSConfig secures inter-node traffic with mutual TLS: every node
+// presents certfile and accepts only peers whose certificate cacertfile
+// signed (on top of the node.cookie handshake).
+type ClusterTLSConfig struct {
+	Enable     bool   `toml:"enable"`
+	CertFile   string `toml:"certfile"`
+	KeyFile    string `toml:"keyfile"`
+	CACertFile string `toml:"cacertfile"`
+	ServerName string `toml:"server_name"` // name to verify in peers' certificates (default: the peer's host)
 }
 
 type AuthnConfig struct {

@@ -28,7 +28,8 @@ func Default() Config {
 		},
 		API:       APIConfig{Bind: DefaultAPIBind},
 		Dashboard: DashboardConfig{DefaultUsername: "admin"},
-		Cluster:   ClusterConfig{Bind: DefaultClusterBind},
+		Cluster: ClusterConfig{Bind: DefaultClusterBind, SnapshotThreshold: 8192,
+			SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240},
 		Authn: AuthnConfig{
 			Enable:       true,
 			PasswordHash: "sha256",

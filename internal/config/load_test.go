@@ -72,7 +72,7 @@ func TestFileDottedKeysAndTables(t *testing.T) {
 node.name = "roost@a"
 node.data_dir = "/srv/roost"
 listeners.tcp.internal.bind = "127.0.0.1:11883"
-cluster.seeds = ["roost@b", "roost@c"]
+cluster.seeds = ["b.example:4370", "c.example:4370"]
 
 [authn]
 password_hash = "bcrypt"
@@ -101,7 +101,7 @@ retained_batch_window = 0
 	if got := c.Listeners.WS["default"]; got.Bind != DefaultWSBind || got.Enabled() {
 		t.Errorf("listeners.ws.default = %+v, want default bind and disabled", got)
 	}
-	if !reflect.DeepEqual(c.Cluster.Seeds, []string{"roost@b", "roost@c"}) {
+	if !reflect.DeepEqual(c.Cluster.Seeds, []string{"b.example:4370", "c.example:4370"}) {
 		t.Errorf("cluster.seeds = %q", c.Cluster.Seeds)
 	}
 	if c.Authn.PasswordHash != "bcrypt" || c.Authn.SaltPosition != "prefix" {
@@ -172,22 +172,22 @@ listeners.tcp.default.bind = "0.0.0.0:2883"
 func TestEnvValueTypes(t *testing.T) {
 	s := newSandbox(t)
 	s.env(
-		"ROOST_DASHBOARD__DEFAULT_USERNAME=root",              // string
-		"ROOST_AUTHN__ENABLE=no",                              // bool
-		"ROOST_MQTT__MAX_INFLIGHT=32",                         // int
-		"ROOST_MQTT__MAX_SESSION_EXPIRY=90m",                  // Duration
-		"ROOST_BACKUP__INTERVAL=0",                            // Duration zero
-		"ROOST_CLUSTER__SEEDS=roost@b, roost@c,",              // list, comma-separated
-		"ROOST_LISTENERS__WS__DEFAULT__ENABLE=false",          // *bool
-		"ROOST_LISTENERS__TCP__INTERNAL__BIND=127.0.0.1:1884", // new named listener
-		"ROOST_LOG__FILE=",                                    // empty: unset
+		"ROOST_DASHBOARD__DEFAULT_USERNAME=root",               // string
+		"ROOST_AUTHN__ENABLE=no",                               // bool
+		"ROOST_MQTT__MAX_INFLIGHT=32",                          // int
+		"ROOST_MQTT__MAX_SESSION_EXPIRY=90m",                   // Duration
+		"ROOST_BACKUP__INTERVAL=0",                             // Duration zero
+		"ROOST_CLUSTER__SEEDS=b.example:4370, c.example:4370,", // list, comma-separated
+		"ROOST_LISTENERS__WS__DEFAULT__ENABLE=false",           // *bool
+		"ROOST_LISTENERS__TCP__INTERNAL__BIND=127.0.0.1:1884",  // new named listener
+		"ROOST_LOG__FILE=",                                     // empty: unset
 	)
 	c := s.load().Config
 	if c.Dashboard.DefaultUsername != "root" || c.Authn.Enable || c.MQTT.MaxInflight != 32 ||
 		c.MQTT.MaxSessionExpiry != Duration(90*time.Minute) || c.Backup.Interval != 0 {
 		t.Errorf("scalars: %+v %+v %+v", c.Dashboard, c.Authn, c.MQTT)
 	}
-	if !reflect.DeepEqual(c.Cluster.Seeds, []string{"roost@b", "roost@c"}) {
+	if !reflect.DeepEqual(c.Cluster.Seeds, []string{"b.example:4370", "c.example:4370"}) {
 		t.Errorf("cluster.seeds = %q", c.Cluster.Seeds)
 	}
 	if ws := c.Listeners.WS["default"]; ws.Enabled() || ws.Bind != DefaultWSBind {
@@ -201,8 +201,8 @@ func TestEnvValueTypes(t *testing.T) {
 	}
 
 	s = newSandbox(t)
-	s.env(`ROOST_CLUSTER__SEEDS=["roost@x", "roost@y"]`)
-	if got := s.load().Config.Cluster.Seeds; !reflect.DeepEqual(got, []string{"roost@x", "roost@y"}) {
+	s.env(`ROOST_CLUSTER__SEEDS=["x.example:4370", "y.example:4370"]`)
+	if got := s.load().Config.Cluster.Seeds; !reflect.DeepEqual(got, []string{"x.example:4370", "y.example:4370"}) {
 		t.Errorf("TOML array seeds = %q", got)
 	}
 	s = newSandbox(t)
@@ -323,7 +323,7 @@ func TestFileErrors(t *testing.T) {
 		{"unknown table", "[nodes]\nname = \"x\"\n", []string{":1:", "nodes: unknown key", `did you mean "node"`}},
 		{"wrong type", "[authn]\nenable = \"yes\"\n", []string{":2:1: authn.enable: expected a boolean (true or false), got string \"yes\""}},
 		{"wrong type int", "mqtt.max_inflight = \"10\"\n", []string{"mqtt.max_inflight: expected an integer, got string \"10\""}},
-		{"wrong type list", "cluster.seeds = \"roost@b\"\n", []string{"cluster.seeds: expected an array of strings"}},
+		{"wrong type list", "cluster.seeds = \"b.example:4370\"\n", []string{"cluster.seeds: expected an array of strings"}},
 		{"wrong type list item", "cluster.seeds = [\"a\", 2]\n", []string{"cluster.seeds", "integer 2 at index 1"}},
 		{"duration no unit", "mqtt.max_session_expiry = 7200\n", []string{"mqtt.max_session_expiry", "expected a duration", `"7200s"`}},
 		{"duration garbage", "backup.interval = \"daily\"\n", []string{"backup.interval: expected a duration", `"daily"`}},
@@ -350,7 +350,7 @@ func TestFileErrors(t *testing.T) {
 		{"bad listener name", "listeners.tcp.LAN.bind = \"0.0.0.0:1999\"\n", []string{"listeners.tcp.LAN", "lowercase"}},
 		{"quoted listener name", "[listeners.tcp.\"my lan\"]\nbind = \"0.0.0.0:1999\"\n", []string{`:1:2: listeners.tcp."my lan": listener name "my lan"`}},
 		{"empty key", "'' = 0\n", []string{`:1:1: "": unknown key`}},
-		{"bad seed", "cluster.seeds = [\"a\", \"a\"]\n", []string{"cluster.seeds: entry 1", "twice"}},
+		{"bad seed", "cluster.seeds = [\"a:4370\", \"a:4370\"]\n", []string{"cluster.seeds: entry 1", "twice"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -68,11 +68,24 @@ func (c *Config) Validate() error {
 		switch {
 		case strings.TrimSpace(s) == "" || strings.ContainsAny(s, " \t\r\n"):
 			v.add("cluster.seeds", fmt.Sprintf("entry %d: expected a node address without spaces, got %q", i, s))
+		case !validHostPort(s):
+			v.add("cluster.seeds", fmt.Sprintf("entry %d: expected host:port (a node's cluster.bind address), got %q", i, s))
 		case seen[s]:
 			v.add("cluster.seeds", fmt.Sprintf("entry %d: %q is listed twice", i, s))
 		}
 		seen[s] = true
 	}
+
+	if t := c.Cluster.TLS; t.Enable {
+		for key, val := range map[string]string{"cluster.tls.certfile": t.CertFile, "cluster.tls.keyfile": t.KeyFile, "cluster.tls.cacertfile": t.CACertFile} {
+			if val == "" {
+				v.add(key, "required when cluster.tls.enable is true")
+			}
+		}
+	}
+	v.intRange("cluster.snapshot_threshold", c.Cluster.SnapshotThreshold, 16, 1<<30)
+	v.intRange("cluster.trailing_logs", c.Cluster.TrailingLogs, 0, 1<<30)
+	v.durationRange("cluster.snapshot_interval", c.Cluster.SnapshotInterval, 100*time.Millisecond, 24*time.Hour)
 
 	v.enum("authn.password_hash", c.Authn.PasswordHash, PasswordHashes)
 	v.enum("authn.salt_position", c.Authn.SaltPosition, SaltPositions)
@@ -121,6 +134,15 @@ func (v *validator) durationRange(key string, d Duration, min, max time.Duration
 	if time.Duration(d) < min || time.Duration(d) > max {
 		v.add(key, fmt.Sprintf("must be between %s and %s, got %s", min, max, time.Duration(d)))
 	}
+}
+
+func validHostPort(s string) bool {
+	h, p, err := net.SplitHostPort(s)
+	if err != nil || h == "" {
+		return false
+	}
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n < 65536
 }
 
 func (v *validator) nonNegative(key string, d Duration) {

@@ -17,6 +17,7 @@ import (
 	"github.com/roostmq/roost/internal/api"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/cluster"
 	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 )
@@ -66,12 +67,48 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return err
 	}
 
+	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Advertise: advertiseAddr(cfg), Cookie: cookie, Logger: log}
+	if t := cfg.Cluster.TLS; t.Enable {
+		if topts.ServerTLS, topts.ClientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
+			return err
+		}
+	}
+	tr, err := cluster.Listen(topts)
+	if err != nil {
+		return err
+	}
+	defer tr.Close()
+	var idMu sync.Mutex
+	cl := cluster.New(cluster.Options{
+		Transport: tr, NodeID: ident.NodeID, NodeName: ident.Name, Version: build.Version,
+		ClusterID: func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID },
+		SetClusterID: func(id string) error {
+			idMu.Lock()
+			defer idMu.Unlock()
+			next := ident
+			next.ClusterID = id
+			if err := config.WriteIdentity(dataDir, next); err != nil {
+				return err
+			}
+			ident = next
+			return nil
+		},
+		IgnoredAdmin: cfg.Dashboard.DefaultUsername,
+		Seeds:        cfg.Cluster.Seeds,
+		Logger:       log,
+	})
 	st, err := store.Open(store.Options{
 		Dir:       dataDir,
 		NodeID:    ident.NodeID,
-		Advertise: advertiseAddr(cfg),
+		Advertise: tr.Advertise(),
+		Transport: tr.RaftTransport(log),
 		Bootstrap: true,
+		Forward:   cl.ForwardApply,
 		Logger:    log,
+
+		SnapshotThreshold: uint64(cfg.Cluster.SnapshotThreshold),
+		SnapshotInterval:  time.Duration(cfg.Cluster.SnapshotInterval),
+		TrailingLogs:      uint64(cfg.Cluster.TrailingLogs),
 	})
 	if err != nil {
 		return err
@@ -81,6 +118,10 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			log.Error("close store", "err", err)
 		}
 	}()
+	// Serve cluster calls (join, forwarded writes) while waiting for a
+	// leader: the other nodes may need this one to elect it.
+	cl.Start(ctx, st)
+	defer cl.Close()
 	wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	err = st.WaitLeader(wctx)
 	cancel()
@@ -98,6 +139,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	if err != nil {
 		return err
 	}
+	b.SetClusterHooks(cl.AttachBroker(b))
 	if err := b.Start(ctx); err != nil {
 		b.Close()
 		return err
@@ -121,6 +163,8 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Store:  st,
 		Logger: log,
 		Status: func() api.Status {
+			idMu.Lock()
+			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
 				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr)}
 		},
@@ -132,6 +176,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		HashParams: authn.HashParams{Algorithm: cfg.Authn.PasswordHash, SaltPosition: cfg.Authn.SaltPosition},
 		UserIDType: cfg.Authn.UserIDType,
 		TokenKey:   tokenKey(cookie),
+		Cluster:    cl,
 	})
 	sockLn, err := api.ListenUnix(filepath.Join(dataDir, SocketName))
 	if err != nil {

@@ -32,6 +32,7 @@ const maxCount = 10_000_000
 
 type config struct {
 	addr, username, password string
+	subAddr                  string // subscribers' broker, when not addr (cross-node runs)
 	label                    string
 	scenario                 string
 	proto                    int
@@ -76,6 +77,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("loadgen", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:1883", "broker host:port (loopback only unless -allow-remote)")
+	fs.StringVar(&c.subAddr, "sub-addr", "", "subscribers connect here instead of -addr (publish on one cluster node, subscribe on another)")
 	allowRemote := fs.Bool("allow-remote", false, "allow a non-loopback -addr")
 	fs.StringVar(&c.username, "username", "", "MQTT username (empty: none)")
 	fs.StringVar(&c.password, "password", "", "MQTT password (empty: none)")
@@ -148,6 +150,11 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	c.qos = byte(qos)
 	if !*allowRemote {
+		if c.subAddr != "" {
+			if err := checkLoopback(c.subAddr); err != nil {
+				return c, err
+			}
+		}
 		if err := checkLoopback(c.addr); err != nil {
 			return c, err
 		}

@@ -38,8 +38,12 @@ func connectAll(ctx context.Context, env *runEnv, role string, n int, onMsg func
 	g.SetLimit(16)
 	for i := range n {
 		g.Go(func() error {
+			addr := env.cfg.addr
+			if role == "sub" && env.cfg.subAddr != "" {
+				addr = env.cfg.subAddr // subscribers on another cluster node
+			}
 			o := dialOpts{
-				addr:     env.cfg.addr,
+				addr:     addr,
 				proto:    env.cfg.proto,
 				clientID: env.clientID(role, i),
 				username: env.cfg.username,

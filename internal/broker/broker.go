@@ -16,6 +16,7 @@ import (
 	"math"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -185,6 +186,17 @@ type Broker struct {
 	mirrors   []*mirror
 	banned    *bannedHook
 
+	// Clustering (cluster_hook.go, takeover.go) and retained delivery
+	// on subscribe (retained_deliver.go).
+	cluster    atomic.Pointer[ClusterHooks]
+	routes     *localRoutes
+	routing    *routingHook
+	remotePool sync.Pool   // inline clients of DeliverRemote
+	running    atomic.Bool // between Start and Close: clients are served
+	bgMu       sync.Mutex  // guards bgClosed and bgWG.Add
+	bgClosed   bool
+	bgWG       sync.WaitGroup // background deliveries
+
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -226,6 +238,9 @@ func New(opts Options) (*Broker, error) {
 		Logger:       log.With("component", "mqtt"),
 		InlineClient: false,
 	})
+	b.routes = newLocalRoutes(func() func(string, bool) { return b.hooks().RoutesChanged })
+	b.routing = &routingHook{b: b}
+	b.remotePool.New = b.newRemoteClient
 	return b, nil
 }
 
@@ -289,6 +304,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			idByClID: b.opts.AuthnUserIDType == UserIDClientID},
 		&authzHook{acl: b.acl},
 		b.retained,
+		// After authz (forwards only authorised publishes, sees denied
+		// subscriptions as failed), before sessions (which persists the
+		// subscriptions as routing restores them in OnSubscribed).
+		b.routing,
 	}
 	if b.sessions != nil {
 		hooks = append(hooks, b.sessions)
@@ -304,9 +323,12 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			return fmt.Errorf("broker: %w", err)
 		}
 	}
+	b.running.Store(true)
 	if err := b.server.Serve(); err != nil { // restores sessions, then accepts clients
+		b.running.Store(false)
 		return fmt.Errorf("broker: start mqtt server: %w", err)
 	}
+	b.addRestoredRoutes()
 
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.retained.run() }()
@@ -316,6 +338,23 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		b.log.Info("listening", "listener", l.ID(), "type", l.Protocol(), "addr", l.Address())
 	}
 	return nil
+}
+
+// addRestoredRoutes counts the subscriptions of the sessions mochi
+// restored at start (it puts them in its topic index without a hook).
+// Clients may already connect: mochi changes a client's subscriptions
+// before it calls the hook, which waits for the scan, so a concurrent
+// subscribe or unsubscribe comes out right.
+func (b *Broker) addRestoredRoutes() {
+	b.routes.addScanned(func() []routePair {
+		var pairs []routePair
+		for id, cl := range b.server.Clients.GetAll() {
+			for f := range cl.State.Subscriptions.GetAll() {
+				pairs = append(pairs, routePair{id, f})
+			}
+		}
+		return pairs
+	})
 }
 
 // abort undoes a failed Start.
@@ -378,10 +417,15 @@ func (b *Broker) Close() error {
 		b.cancel()
 		return nil
 	}
+	b.running.Store(false)
 	_ = b.server.Close() // listeners, clients (their hooks run before it returns)
 	b.retained.stop(10 * time.Second)
 	b.cancel()
 	b.wg.Wait()
+	b.bgMu.Lock()
+	b.bgClosed = true
+	b.bgMu.Unlock()
+	b.bgWG.Wait()
 	for _, m := range b.mirrors {
 		m.stop()
 	}

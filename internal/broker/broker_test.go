@@ -38,13 +38,23 @@ type node struct {
 	opts Options
 	st   *store.Store
 	b    *Broker
+	// cluster, if set, is given to every broker started on the node;
+	// onNew sees each broker before it starts.
+	cluster *ClusterHooks
+	onNew   func(*Broker)
 }
 
 // startNode opens a store in dir and a broker on it with one TCP
 // listener on 127.0.0.1:0; mod adjusts the options.
 func startNode(t *testing.T, dir string, mod func(*Options)) *node {
 	t.Helper()
-	n := &node{t: t, dir: dir}
+	return startClusterNode(t, dir, nil, mod)
+}
+
+// startClusterNode is startNode with cluster hooks.
+func startClusterNode(t *testing.T, dir string, hooks *ClusterHooks, mod func(*Options)) *node {
+	t.Helper()
+	n := &node{t: t, dir: dir, cluster: hooks}
 	n.opts = Options{
 		NodeName:        "test",
 		Listeners:       []ListenerOptions{{Name: "tcp", Type: ListenerTCP, Bind: "127.0.0.1:0"}},
@@ -81,6 +91,12 @@ func (n *node) start() {
 	if err != nil {
 		st.Close()
 		n.t.Fatalf("new broker: %v", err)
+	}
+	if n.cluster != nil {
+		b.SetClusterHooks(*n.cluster)
+	}
+	if n.onNew != nil {
+		n.onNew(b)
 	}
 	if err := b.Start(ctx); err != nil {
 		st.Close()
@@ -184,6 +200,9 @@ type v5Opts struct {
 	sessionExpiry uint32
 	will          *paho.WillMessage
 	dial          func() (net.Conn, error)
+	manualAck     bool                   // the test acknowledges messages (Ack)
+	onDisconnect  func(*paho.Disconnect) // DISCONNECT from the broker
+	msgBuffer     int                    // capacity of msgs; default 1000
 }
 
 // dialV5 connects an MQTT 5 client; on a refused CONNECT it returns the
@@ -200,7 +219,10 @@ func dialV5(t *testing.T, addr, clientID string, o v5Opts) (*v5Client, *paho.Con
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	vc := &v5Client{t: t, id: clientID, msgs: make(chan *paho.Publish, 1000)}
+	if o.msgBuffer == 0 {
+		o.msgBuffer = 1000
+	}
+	vc := &v5Client{t: t, id: clientID, msgs: make(chan *paho.Publish, o.msgBuffer)}
 	vc.c = paho.NewClient(paho.ClientConfig{
 		Conn:          conn,
 		PacketTimeout: waitFor,
@@ -208,6 +230,8 @@ func dialV5(t *testing.T, addr, clientID string, o v5Opts) (*v5Client, *paho.Con
 			vc.msgs <- pr.Packet
 			return true, nil
 		}},
+		EnableManualAcknowledgment: o.manualAck,
+		OnServerDisconnect:         o.onDisconnect,
 	})
 	cp := &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: o.clean, WillMessage: o.will}
 	if !o.noCreds {

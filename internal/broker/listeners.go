@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/listeners"
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Listener types.
@@ -99,6 +100,26 @@ type clientConn struct {
 	// Filters of the SUBSCRIBE being processed that the ACL denied; see
 	// authzHook.OnSubscribe. Read from other goroutines, hence atomic.
 	denied atomic.Pointer[map[string]struct{}]
+
+	// done is closed when the connection's goroutine, and so mochi's
+	// handling of the client (hooks included), has finished.
+	done chan struct{}
+
+	// The SUBSCRIBE being processed (routingHook.OnSubscribe to
+	// OnPacketProcessed), and the last retained delivery started for
+	// this connection, which the next one waits for. Only used on the
+	// client's own goroutine.
+	subscribing  []subscribeReq
+	retainedTail chan struct{}
+
+	// A session moved here from another node at CONNECT: its
+	// subscriptions, to persist, and its queued messages, to deliver
+	// after CONNACK. Only used on the client's own goroutine.
+	movedSubs    []packets.Subscription
+	movedPending []Message
+
+	// Set by TakeoverLocal before it disconnects the client.
+	handover atomic.Pointer[handover]
 }
 
 // connState returns the Roost state of a client, or nil for a client
@@ -214,7 +235,8 @@ func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn) {
 	// stays silent must not hold a goroutine forever. After CONNECT mochi
 	// replaces the deadline with the keepalive one.
 	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
-	cc := &clientConn{Conn: conn}
+	cc := &clientConn{Conn: conn, done: make(chan struct{})}
+	defer close(cc.done)
 	l.connsMu.Lock()
 	if l.closed.Load() {
 		l.connsMu.Unlock()

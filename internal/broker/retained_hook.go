@@ -134,6 +134,9 @@ func (r *retainedSync) recordFromPacket(cl *mqtt.Client, pk *packets.Packet) sto
 // OnRetainMessage queues the store write of a retained publish (mochi has
 // already updated the tree).
 func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	if isRemote(&pk) {
+		return // from another node, which stores it (DeliverRemote does not retain anyway)
+	}
 	if len(pk.TopicName) > maxStoredTopic {
 		// The store's keys are limited; a retained message the cluster
 		// cannot store is not kept on this node either.

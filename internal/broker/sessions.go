@@ -277,6 +277,11 @@ func (s *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []
 		if i >= len(codes) || codes[i] >= packets.ErrUnspecifiedError.Code {
 			continue
 		}
+		// The client's subscription as it stands: the routing hook
+		// puts back the retain handling it changed in the packet.
+		if cur, ok := cl.State.Subscriptions.Get(f.Filter); ok {
+			f.RetainHandling = cur.RetainHandling
+		}
 		b, err := json.Marshal(&storedSub{V: 1, Subscription: storage.Subscription{
 			T: storage.SubscriptionKey, Client: cl.ID, Filter: f.Filter, Qos: codes[i],
 			Identifier: f.Identifier, NoLocal: f.NoLocal, RetainHandling: f.RetainHandling,
@@ -301,6 +306,16 @@ func (s *sessionStore) OnSubscribed(cl *mqtt.Client, pk packets.Packet, codes []
 	s.known[cl.ID] = struct{}{}
 	s.mu.Unlock()
 	s.signal()
+}
+
+// putSubs persists subscriptions a client got other than by SUBSCRIBE (a
+// session moved here from another node).
+func (s *sessionStore) putSubs(cl *mqtt.Client, subs []packets.Subscription) {
+	codes := make([]byte, len(subs))
+	for i, sub := range subs {
+		codes[i] = sub.Qos
+	}
+	s.OnSubscribed(cl, packets.Packet{Filters: subs}, codes)
 }
 
 func (s *sessionStore) OnUnsubscribed(cl *mqtt.Client, pk packets.Packet) {

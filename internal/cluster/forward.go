@@ -6,7 +6,9 @@ import (
 	"encoding/gob"
 	"errors"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/roostmq/roost/internal/broker"
@@ -63,6 +65,12 @@ type router struct {
 	// connection closing doesn't drop a newer one's routes
 	inGen map[string]uint64
 	gen   uint64
+
+	// localShared is this node's shared filters, kept from RoutesChanged
+	// so a publish need not scan every local filter.
+	sharedMu    sync.Mutex
+	sharedSet   map[string]bool
+	localShared atomic.Pointer[[]string]
 }
 
 type link struct {
@@ -73,7 +81,25 @@ type link struct {
 }
 
 func newRouter(c *Cluster, b LocalBroker) *router {
-	return &router{c: c, b: b, routes: newRouteTable(), links: map[string]*link{}, inGen: map[string]uint64{}}
+	r := &router{c: c, b: b, routes: newRouteTable(), links: map[string]*link{}, inGen: map[string]uint64{},
+		sharedSet: map[string]bool{}}
+	for _, f := range b.LocalFilters() {
+		if strings.HasPrefix(f, "$share/") {
+			r.sharedSet[f] = true
+		}
+	}
+	r.publishShared()
+	return r
+}
+
+// publishShared snapshots sharedSet for lock-free reads. Call with
+// sharedMu held (or before the router is shared).
+func (r *router) publishShared() {
+	list := make([]string, 0, len(r.sharedSet))
+	for f := range r.sharedSet {
+		list = append(list, f)
+	}
+	r.localShared.Store(&list)
 }
 
 // reconcile opens a link to every other member and closes links to nodes
@@ -218,6 +244,16 @@ drain:
 
 // routeChanged sends a delta to every connected link.
 func (r *router) routeChanged(filter string, added bool) {
+	if strings.HasPrefix(filter, "$share/") {
+		r.sharedMu.Lock()
+		if added {
+			r.sharedSet[filter] = true
+		} else {
+			delete(r.sharedSet, filter)
+		}
+		r.publishShared()
+		r.sharedMu.Unlock()
+	}
 	kind := byte(frameDel)
 	if added {
 		kind = frameAdd
@@ -240,13 +276,7 @@ func (r *router) routeChanged(filter string, added bool) {
 // forward sends msg to the nodes that need it and returns the local
 // shared subscriptions another node serves.
 func (r *router) forward(msg broker.Message) []string {
-	var localShared []string
-	for _, f := range r.b.LocalFilters() {
-		if len(f) > 7 && f[:7] == "$share/" {
-			localShared = append(localShared, f)
-		}
-	}
-	targets, skip := r.routes.plan(r.c.opts.NodeID, msg.Topic, localShared)
+	targets, skip := r.routes.plan(r.c.opts.NodeID, msg.Topic, *r.localShared.Load())
 	if len(targets) == 0 {
 		return skip
 	}

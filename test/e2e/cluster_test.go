@@ -442,3 +442,55 @@ func TestClusterSessionTakeover(t *testing.T) {
 	}
 	_ = third
 }
+
+func TestClusterLeaveAndForceLeave(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3)
+	nodes[0].mustCtl("users", "add", "stay", "pw")
+	waitConverged(t, nodes)
+	// A dead member is removed without its help.
+	nodes[2].Kill()
+	nodes[0].mustCtl("cluster", "force-leave", "n3")
+	mqttEventually(t, 10*time.Second, "n3 gone from the cluster", func() bool { return len(clusterStatus(nodes[0])) == 2 })
+	// A live member leaves gracefully and starts over alone and empty.
+	nodes[1].mustCtl("cluster", "leave")
+	mqttEventually(t, 10*time.Second, "n2 gone from the cluster", func() bool { return len(clusterStatus(nodes[0])) == 1 })
+	if st := clusterStatus(nodes[1]); len(st) != 1 || st[0].Name != "n2" {
+		t.Fatalf("after leave, n2 sees %+v", st)
+	}
+	var d digestOut
+	mqttCtlJSON(nodes[1], &d, "data", "digest")
+	for _, tb := range d.Tables {
+		if tb.Table == "users" && tb.Count != 0 {
+			t.Fatalf("n2 kept %d users after leaving", tb.Count)
+		}
+	}
+	// The remaining node still serves writes on its own.
+	nodes[0].mustCtl("users", "add", "after", "pw")
+}
+
+func TestClusterStaticSeeds(t *testing.T) {
+	t.Parallel()
+	nodes := make([]*node, 3)
+	for i := range nodes {
+		nodes[i] = newClusterNode(t, fmt.Sprintf("s%d", i+1))
+	}
+	var seeds []string
+	for _, n := range nodes {
+		seeds = append(seeds, n.Cluster)
+	}
+	for _, n := range nodes {
+		n.Env = append(n.Env, "ROOST_CLUSTER__SEEDS="+strings.Join(seeds, ","))
+		n.Start()
+	}
+	waitClusterHealthy(t, nodes, 3)
+	nodes[2].mustCtl("users", "add", "seeded", "pw")
+	waitConverged(t, nodes)
+	// Restarting a member with the same config changes nothing.
+	if err := nodes[1].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	nodes[1].Start()
+	waitClusterHealthy(t, nodes, 3)
+	waitConverged(t, nodes)
+}

@@ -1,9 +1,11 @@
 package store
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // Table names. Each is one bbolt bucket, replicated through raft, and one
@@ -161,4 +163,44 @@ type ConfigOverride struct {
 	Key       string          `json:"key"`
 	Value     json.RawMessage `json:"value"`
 	UpdatedAt time.Time       `json:"updated_at"`
+}
+
+// userJSON is User's JSON form: a salt that is not valid UTF-8 (EMQX and
+// Mosquitto use random binary salts) goes into salt_b64, base64-encoded,
+// since JSON strings cannot carry arbitrary bytes.
+type userJSON struct {
+	userFields
+	Salt    string `json:"salt,omitempty"`
+	SaltB64 string `json:"salt_b64,omitempty"`
+}
+
+type userFields User
+
+// MarshalJSON keeps binary salts intact (see userJSON).
+func (u User) MarshalJSON() ([]byte, error) {
+	j := userJSON{userFields: userFields(u)}
+	if utf8.ValidString(u.Salt) {
+		j.Salt = u.Salt
+	} else {
+		j.SaltB64 = base64.StdEncoding.EncodeToString([]byte(u.Salt))
+	}
+	return json.Marshal(j)
+}
+
+// UnmarshalJSON reads both salt spellings.
+func (u *User) UnmarshalJSON(b []byte) error {
+	var j userJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*u = User(j.userFields)
+	u.Salt = j.Salt
+	if j.SaltB64 != "" {
+		raw, err := base64.StdEncoding.DecodeString(j.SaltB64)
+		if err != nil {
+			return fmt.Errorf("salt_b64: %w", err)
+		}
+		u.Salt = string(raw)
+	}
+	return nil
 }

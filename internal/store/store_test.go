@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -238,4 +239,21 @@ func FuzzDecodeOps(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestUserBinarySaltRoundTrip(t *testing.T) {
+	for _, salt := range []string{"", "hex0123abcd", "\x00\xff\xfe\x80", "ok\xc3"} {
+		u := User{V: 1, Kind: KindUsername, ID: "u", Salt: salt, Algorithm: "sha256", PasswordHash: "h"}
+		b, err := json.Marshal(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back User
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back != u {
+			t.Fatalf("salt %q: round trip gave %+v from %s", salt, back, b)
+		}
+	}
 }

@@ -309,9 +309,14 @@ start_roost() { # ROUND AUTH
 			tail -n 10 "$dir/ctl.log" >&2 || true
 			return 1
 		fi
-		# ACL rules: once `roost ctl acl …` exists, allow $bench_user
-		# readwrite on bench/# here, as Mosquitto's acl_file does. Until then
-		# authz runs with its no-match policy (allow by default).
+		# The same rule as Mosquitto's acl_file: $bench_user may read and
+		# write bench/#, so every publish and subscribe runs the ACL check.
+		if ! env "${roost_env[@]}" "$tmp/roost" ctl acl add --username "$bench_user" --topic 'bench/#' \
+			--action all --permission allow >>"$dir/ctl.log" 2>&1; then
+			log "roost ctl acl add failed; see below"
+			tail -n 10 "$dir/ctl.log" >&2 || true
+			return 1
+		fi
 	fi
 }
 

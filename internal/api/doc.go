@@ -1,6 +1,7 @@
 // Package api is Roost's REST API under /api/v1: node status and metrics,
-// and CRUD over the replicated tables (users, ACL rules, bans, retained
-// messages, API keys), with authentication of API callers.
+// CRUD over the replicated tables (users, ACL rules, bans, retained
+// messages, API keys), data export and import (docs/data-export-import.md),
+// with authentication of API callers.
 //
 // The same routes are served two ways: Handler, for the TCP listener on
 // api.bind, requires credentials; LocalHandler, for the unix socket
@@ -58,4 +59,9 @@
 //	GET    /api/v1/api_keys
 //	POST   /api/v1/api_keys                   {name, desc, expires_at, enabled} → with "secret", once
 //	GET|PUT|DELETE /api/v1/api_keys/{name}    PUT {desc?, enabled?, expires_at? ("never")}
+//	POST   /api/v1/data/export                {filename?, tables?, include?} → file in the backup dir (data.go)
+//	GET    /api/v1/data/files                 files of the backup dir
+//	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)
+//	POST   /api/v1/data/files                 upload (multipart "file"), validated before it is kept
+//	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}
 package api

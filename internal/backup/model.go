@@ -4,7 +4,10 @@
 // Mosquitto dynamic-security), and physical node backups.
 package backup
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Problem is one thing wrong with an input file, located precisely
 // enough for an operator to find and fix it.
@@ -23,6 +26,7 @@ func (p Problem) String() string {
 	if p.Field != "" {
 		loc += fmt.Sprintf(" field %q", p.Field)
 	}
+	loc = strings.TrimSpace(loc)
 	if loc == "" {
 		return p.Msg
 	}

@@ -232,7 +232,7 @@ func (c *cli) metricsCmd() *cobra.Command {
 func (c *cli) dataCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
-		Short: "The replicated data as a whole",
+		Short: "The replicated data as a whole: digest, export, import, backup dir files",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
@@ -254,6 +254,6 @@ func (c *cli) dataCmd() *cobra.Command {
 				}
 			})
 		}),
-	})
+	}, c.dataExportCmd(), c.dataImportCmd(), c.dataFilesCmd())
 	return cmd
 }

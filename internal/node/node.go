@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/roostmq/roost/internal/api"
+	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/cluster"
@@ -178,6 +179,18 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		TokenKey:   tokenKey(cookie),
 		Cluster:    cl,
 	})
+	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
+	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
+	srv.RegisterData(data)
+	go func() {
+		// An import this node was running when it stopped left a stage
+		// behind: remove it now rather than make other nodes wait.
+		actx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := data.AbortOwnStages(actx); err != nil && ctx.Err() == nil {
+			log.Warn("could not remove the stage of an unfinished import; the next import will", "err", err)
+		}
+	}()
 	sockLn, err := api.ListenUnix(filepath.Join(dataDir, SocketName))
 	if err != nil {
 		apiLn.Close()

@@ -132,6 +132,12 @@ type applyResult struct {
 // ApplyBatch implements raft.BatchingFSM: one bbolt transaction for the
 // whole batch of committed entries.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
+	// A stage commit moves staged buckets whole, which bbolt can do only
+	// for buckets not written earlier in the same transaction: each one
+	// starts a transaction of its own.
+	if j := nextStageCommit(logs, 1); j > 0 {
+		return append(f.ApplyBatch(logs[:j]), f.ApplyBatch(logs[j:])...)
+	}
 	resp := make([]any, len(logs))
 	var changes []Change
 	f.mu.RLock()
@@ -188,6 +194,15 @@ func applyOps(tx *bolt.Tx, ops []Op, index uint64) ([]string, []Change, error) {
 	keys := make([]string, len(ops))
 	changes := make([]Change, 0, len(ops))
 	for i, op := range ops {
+		if isStageOp(op.Type) {
+			key, ch, err := applyStageOp(tx, op, index)
+			if err != nil {
+				return nil, nil, fmt.Errorf("op %d: %w", i, err)
+			}
+			keys[i] = key
+			changes = append(changes, ch...)
+			continue
+		}
 		b := tx.Bucket([]byte(op.Table))
 		if b == nil {
 			return nil, nil, fmt.Errorf("op %d: unknown table %q", i, op.Table)

@@ -15,6 +15,14 @@ const (
 	OpDelete OpType = 2 // remove Key (no error if absent)
 	OpAppend OpType = 3 // add Value under the table's next sequence number; its "id" field is set to it
 	OpClear  OpType = 4 // remove every record of Table
+
+	// Staging of imports (stage.go): records are staged over many raft
+	// entries and committed to the tables in one.
+	OpStageBegin  OpType = 5 // Key: stage id; Value: JSON StageInfo. Creates the stage
+	OpStagePut    OpType = 6 // Key: stage id; Table: the table; Value: packed records (StagePut)
+	OpStageCommit OpType = 7 // Key: stage id; Value: JSON CommitSpec. Applies the stage in one step
+	OpStageAbort  OpType = 8 // Key: stage id. Removes the stage (nothing if absent)
+	OpSync        OpType = 9 // changes nothing: a write barrier (SyncPoint)
 )
 
 func (t OpType) String() string {
@@ -27,6 +35,8 @@ func (t OpType) String() string {
 		return "append"
 	case OpClear:
 		return "clear"
+	case OpStageBegin, OpStagePut, OpStageCommit, OpStageAbort, OpSync:
+		return stageOpName(t)
 	}
 	return fmt.Sprintf("op(%d)", byte(t))
 }

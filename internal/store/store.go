@@ -494,6 +494,12 @@ func (s *Store) forward(batch []*pending) {
 // stop, so bad input has to be stopped here.
 func validateOps(ops []Op) error {
 	for i, op := range ops {
+		if isStageOp(op.Type) {
+			if err := validateStageOp(op); err != nil {
+				return fmt.Errorf("store: op %d: %w", i, err)
+			}
+			continue
+		}
 		if !knownTable(op.Table) {
 			return fmt.Errorf("store: op %d: unknown table %q", i, op.Table)
 		}

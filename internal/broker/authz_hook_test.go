@@ -168,3 +168,34 @@ func TestAuthzNoMatchAllowDefault(t *testing.T) {
 	c.mustPub("open/1", "x", 0, false)
 	c.until("open/1")
 }
+
+// An accepted MQTT 5 publish is acknowledged with reason code 0x00 and
+// without the publish's properties, also when it has user properties
+// (mochi answers QoS 1 with 0x01, the SUBACK code for QoS 1, and echoes
+// the properties); a denied one still gets 0x87 (with its reason string).
+func TestPubackReasonCode(t *testing.T) {
+	t.Parallel()
+	n := aclNode(t)
+	alice := mustV5(t, n.tcp(), "alice", "alice", "pw")
+	props := &paho.PublishProperties{User: paho.UserProperties{{Key: "trace", Value: "abc"}},
+		ContentType: "text/plain"}
+	for _, qos := range []byte{1, 2} {
+		for _, p := range []*paho.PublishProperties{nil, props} {
+			pr, err := alice.pub(&paho.Publish{Topic: "users/alice/ack", Payload: []byte("x"), QoS: qos,
+				Properties: p})
+			if err != nil || pr == nil || pr.ReasonCode != 0 {
+				t.Errorf("QoS %d publish (properties %v): %+v, %v; want reason code 0x00", qos, p != nil, pr, err)
+				continue
+			}
+			if pr.Properties != nil && len(pr.Properties.User) > 0 {
+				t.Errorf("QoS %d acknowledgement echoes the user properties: %v", qos, pr.Properties.User)
+			}
+		}
+		pr, _ := alice.pub(&paho.Publish{Topic: "users/bob/ack", Payload: []byte("x"), QoS: qos, Properties: props})
+		if pr == nil || pr.ReasonCode != 0x87 {
+			t.Errorf("denied QoS %d publish with properties: %+v; want 0x87", qos, pr)
+		} else if pr.Properties == nil || pr.Properties.ReasonString == "" || len(pr.Properties.User) > 0 {
+			t.Errorf("denied QoS %d publish: acknowledgement properties %+v; want a reason string only", qos, pr.Properties)
+		}
+	}
+}

@@ -191,6 +191,7 @@ type Broker struct {
 	cluster    atomic.Pointer[ClusterHooks]
 	routes     *localRoutes
 	routing    *routingHook
+	order      *queueOrder // order of queued messages (queue_order.go)
 	remotePool sync.Pool   // inline clients of DeliverRemote
 	running    atomic.Bool // between Start and Close: clients are served
 	bgMu       sync.Mutex  // guards bgClosed and bgWG.Add
@@ -233,6 +234,15 @@ func New(opts Options) (*Broker, error) {
 	caps.MaximumSessionExpiryInterval = uint32(opts.MaxSessionExpiry / time.Second)
 	caps.MaximumPacketSize = uint32(opts.MaxPacketSize)
 	caps.MaximumMessageExpiryInterval = int64(opts.MaxMessageExpiry / time.Second)
+	// mochi builds the PUBACK of an accepted QoS 1 publish with its
+	// SUBACK code for QoS 1 (0x01) and the publish's properties: with
+	// user properties on the PUBLISH, the PUBACK echoed them and, having
+	// properties, carried the reason code 0x01, which is not a PUBACK
+	// code (clients read it as a failure). Without inherited properties
+	// an accepted publish is acknowledged as success (the reason code is
+	// left out); refusals keep their code and reason string (0x87 for a
+	// denied MQTT 5 publish). See also routingHook.OnPacketEncode.
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
 		Logger:       log.With("component", "mqtt"),
@@ -240,6 +250,7 @@ func New(opts Options) (*Broker, error) {
 	})
 	b.routes = newLocalRoutes(func() func(string, bool) { return b.hooks().RoutesChanged })
 	b.routing = &routingHook{b: b}
+	b.order = newQueueOrder()
 	b.remotePool.New = b.newRemoteClient
 	return b, nil
 }
@@ -285,7 +296,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 
 	if b.opts.SessionsPath != "" {
-		s, err := openSessionStore(b.opts.SessionsPath, b.server, b.log.With("component", "sessions"),
+		s, err := openSessionStore(b.opts.SessionsPath, b.server, b.order, b.log.With("component", "sessions"),
 			b.opts.SessionFlushInterval)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -304,6 +315,11 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 			idByClID: b.opts.AuthnUserIDType == UserIDClientID},
 		&authzHook{acl: b.acl},
 		b.retained,
+		// Before routing, which delivers the messages of a session moved
+		// from another node once this one has released the connection's
+		// deliveries (OnSessionEstablished); before sessions, which
+		// stores the order with each message.
+		&orderHook{b: b},
 		// After authz (forwards only authorised publishes, sees denied
 		// subscriptions as failed), before sessions (which persists the
 		// subscriptions as routing restores them in OnSubscribed).

@@ -260,10 +260,26 @@ func filterNames(subs packets.Subscriptions) []string {
 	return out
 }
 
-// OnPacketEncode restores the retain flag of a message from another node
-// for MQTT 5 subscribers whose matching subscription asks for Retain As
-// Published (DeliverRemote injects messages without it).
+// OnPacketEncode, on the way out to a client: restores the retain flag of
+// a message from another node for MQTT 5 subscribers whose matching
+// subscription asks for Retain As Published (DeliverRemote injects
+// messages without it); sets the exact expiry interval left of a retained
+// message (mochi counts whole seconds, and sends 1 for an expired
+// message); and never lets a PUBACK carry mochi's QoS 1 code 0x01, which
+// is not a PUBACK reason code (see NoInheritedPropertiesOnAck in
+// broker.go).
 func (h *routingHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	if pk.FixedHeader.Type == packets.Puback && pk.ReasonCode == packets.CodeGrantedQos1.Code {
+		pk.ReasonCode = packets.CodeSuccess.Code
+		return pk
+	}
+	if pk.FixedHeader.Type == packets.Publish && marker(&pk) == markRetained {
+		if exp, ok := packetExpiry(&pk); ok {
+			left, _ := expiryLeft(exp, time.Now())
+			pk.Properties.MessageExpiryInterval = max(left, 1) // expired meanwhile: as mochi does
+		}
+		return pk
+	}
 	if pk.FixedHeader.Type != packets.Publish || pk.FixedHeader.Retain || len(pk.Filters) < 2 ||
 		pk.Filters[0].Filter != markRemote || pk.Filters[0].Qos&1 == 0 || cl.Properties.ProtocolVersion < 5 {
 		return pk
@@ -388,7 +404,7 @@ func (h *routingHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
 	}
 	if ho := st.handover.Load(); ho != nil {
 		ho.mu.Lock()
-		ho.snap = snapshotSession(cl)
+		ho.snap = h.b.snapshotSession(cl)
 		ho.mu.Unlock()
 	}
 }

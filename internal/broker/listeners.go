@@ -118,6 +118,13 @@ type clientConn struct {
 	movedSubs    []packets.Subscription
 	movedPending []Message
 
+	// The re-send of a resumed session (queue_order.go), from CONNACK to
+	// OnSessionEstablished.
+	resend atomic.Pointer[resendWindow]
+	// Closed when new messages may be written to the client, after
+	// CONNACK and the re-send (queue_order.go); nil once they may.
+	hold atomic.Pointer[chan struct{}]
+
 	// Set by TakeoverLocal before it disconnects the client.
 	handover atomic.Pointer[handover]
 }

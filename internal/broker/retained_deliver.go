@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
@@ -93,6 +94,25 @@ func (h *routingHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err 
 	h.b.startRetained(cl, st, reqs)
 }
 
+// retainedMatching returns the retained messages whose topics match
+// filter. mochi's lookup misses the parent level of a trailing "#" ("a/#"
+// matches "a" [MQTT-4.7.1-2]): that level is looked up on its own. The
+// result is checked against the filter, which also keeps topics starting
+// with "$" from a leading wildcard [MQTT-4.7.2-1].
+func (b *Broker) retainedMatching(filter string) []packets.Packet {
+	pks := b.server.Topics.Messages(filter)
+	if parent, ok := strings.CutSuffix(filter, "/#"); ok && parent != "" {
+		pks = append(pks, b.server.Topics.Messages(parent)...)
+	}
+	out := pks[:0]
+	for _, pk := range pks {
+		if matchFilter(filter, pk.TopicName) {
+			out = append(out, pk)
+		}
+	}
+	return out
+}
+
 type retainedJob struct {
 	sub packets.Subscription
 	pks []packets.Packet
@@ -108,7 +128,7 @@ func (b *Broker) startRetained(cl *mqtt.Client, st *clientConn, reqs []subscribe
 		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && r.existed) { // [MQTT-3.3.1-10] [MQTT-3.3.1-11]
 			continue
 		}
-		if pks := b.server.Topics.Messages(sub.Filter); len(pks) > 0 {
+		if pks := b.retainedMatching(sub.Filter); len(pks) > 0 {
 			jobs = append(jobs, retainedJob{sub: sub, pks: pks})
 		}
 	}
@@ -178,7 +198,7 @@ func (b *Broker) sendRetained(cl *mqtt.Client, sub packets.Subscription, pk *pac
 	if len(pk.Payload) == 0 || (sub.NoLocal && pk.Origin == cl.ID) { // [MQTT-3.8.3-3]
 		return retainedSent
 	}
-	if pk.Expiry > 0 && pk.Expiry <= time.Now().Unix() {
+	if expired(pk) {
 		return retainedSent
 	}
 	qos := min(pk.FixedHeader.Qos, sub.Qos, b.server.Options.Capabilities.MaximumQos)
@@ -190,8 +210,16 @@ func (b *Broker) sendRetained(cl *mqtt.Client, sub packets.Subscription, pk *pac
 			return retainedStop
 		}
 	}
+	// Waiting for room takes time.
+	if qos > 0 && expired(pk) {
+		return retainedSent
+	}
 	out := pk.Copy(false)
-	out.Filters = nil
+	// A marked packet keeps its marker: its expiry interval is set when it
+	// is encoded (routingHook.OnPacketEncode), from the exact expiry.
+	if marker(pk) != markRetained {
+		out.Filters = nil
+	}
 	out.FixedHeader.Qos = qos
 	out.FixedHeader.Retain = true // [MQTT-3.3.1-9] retained on subscribe
 	if sub.Identifier > 0 {
@@ -204,6 +232,12 @@ func (b *Broker) sendRetained(cl *mqtt.Client, sub packets.Subscription, pk *pac
 		return retainedStop
 	}
 	return retainedSent
+}
+
+// expired reports whether a retained packet has expired.
+func expired(pk *packets.Packet) bool {
+	exp, ok := packetExpiry(pk)
+	return ok && !time.Now().Before(exp)
 }
 
 // inflightRoom reports whether the client can take one more QoS 1/2

@@ -1,7 +1,13 @@
 package broker
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -219,5 +225,277 @@ func TestRetainedManyPublishesBatch(t *testing.T) {
 	t.Logf("%d retained publishes took %d raft entries", total, entries)
 	if entries > total/4 {
 		t.Fatalf("%d raft entries for %d retained publishes: writes are not batched", entries, total)
+	}
+}
+
+// "#" also matches the parent level ("a/#" matches "a"), for retained
+// messages as for live ones; a leading wildcard does not match topics
+// starting with "$".
+func TestRetainedParentLevelWildcard(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	for _, topic := range []string{"home", "home/kitchen", "home/kitchen/temp", "$app/x"} {
+		pub.mustPub(topic, "v:"+topic, 1, true)
+	}
+	for filter, want := range map[string]string{
+		"home/kitchen/#": "home/kitchen home/kitchen/temp",
+		"home/#":         "home home/kitchen home/kitchen/temp",
+		"+/kitchen/#":    "home/kitchen home/kitchen/temp",
+		"+/#":            "home home/kitchen home/kitchen/temp",
+		"#":              "home home/kitchen home/kitchen/temp",
+		"+":              "home",
+		"$app/#":         "$app/x",
+	} {
+		var topics []string
+		for _, m := range retainedOn(t, n, filter) {
+			if !strings.HasPrefix(m.Topic, "marker/") {
+				topics = append(topics, m.Topic)
+			}
+		}
+		slices.Sort(topics)
+		if got := strings.Join(topics, " "); got != want {
+			t.Errorf("retained for %s: %s, want %s", filter, got, want)
+		}
+	}
+}
+
+// untilFraction sleeps until the wall clock is frac into a second.
+func untilFraction(frac time.Duration) {
+	now := time.Now()
+	next := now.Truncate(time.Second).Add(frac)
+	if !next.After(now) {
+		next = next.Add(time.Second)
+	}
+	time.Sleep(time.Until(next))
+}
+
+// A retained message expires exactly after its expiry interval, counted
+// from its publication (not from the second it was published in), and
+// subscribers get the exact time left, rounded up.
+func TestRetainedExpiryExact(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	// Late in a second: counted in whole seconds, the message would
+	// expire up to a second early.
+	untilFraction(850 * time.Millisecond)
+	published := time.Now()
+	exp := uint32(2)
+	if _, err := pub.pub(&paho.Publish{Topic: "x/exp", Payload: []byte("x"), QoS: 1, Retain: true,
+		Properties: &paho.PublishProperties{MessageExpiry: &exp}}); err != nil {
+		t.Fatal(err)
+	}
+	acked := time.Now()
+	check := func(at time.Duration, want uint32) {
+		t.Helper()
+		time.Sleep(time.Until(published.Add(at)))
+		got := retainedOn(t, n, "x/#")
+		if len(got) != 1 {
+			t.Fatalf("%s after publishing (expiry 2s): %d retained messages, want 1", at, len(got))
+		}
+		if e := got[0].Properties.MessageExpiry; e == nil || *e != want {
+			t.Errorf("%s after publishing (expiry 2s): message expiry %v, want %d", at, e, want)
+		}
+	}
+	check(200*time.Millisecond, 2)
+	check(1200*time.Millisecond, 1)
+	time.Sleep(time.Until(acked.Add(2*time.Second + 20*time.Millisecond)))
+	if got := retainedOn(t, n, "x/#"); len(got) != 0 {
+		t.Fatalf("delivered %s after its expiry", time.Since(acked.Add(2*time.Second)))
+	}
+}
+
+// The race of a retained publish with the commit of an older write of the
+// topic: mochi puts the new message in the tree, the older commit is
+// applied, then mochi calls OnRetainMessage. The tree must show the new
+// message (the publisher gets its PUBACK next), and keep it.
+func TestRetainedPublishRacesOlderCommit(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	pub.mustPub("race/t", "v1", 1, true)
+	eventually(t, "v1 stored", func() bool { _, ok := n.storedRetained("race/t"); return ok })
+	v1, _ := n.storedRetained("race/t")
+	cl, _ := n.b.server.Clients.Get("pub")
+	mirror := n.b.mirrors[2]
+	tree := func() string {
+		pk, ok := n.b.server.Topics.Retained.Get("race/t")
+		if !ok {
+			return "<none>"
+		}
+		return string(pk.Payload)
+	}
+	lateCommit := func(rec store.Retained) {
+		val, err := json.Marshal(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mirror.onChange([]store.Change{{Type: store.OpPut, Table: store.TableRetained, Key: "race/t",
+			Value: val, Index: n.st.AppliedIndex()}})
+	}
+	publish := func(payload string) {
+		pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+			TopicName: "race/t", Payload: []byte(payload), Created: time.Now().Unix(), ProtocolVersion: 5}
+		n.b.server.Topics.RetainMessage(pk.Copy(false)) // mochi's retainMessage ...
+		lateCommit(v1)                                  // ... an older commit ...
+		n.b.retained.OnRetainMessage(cl, pk, 1)         // ... then the hook
+	}
+
+	publish("v2")
+	if got := tree(); got != "v2" {
+		t.Fatalf("tree holds %s after the publish of v2", got)
+	}
+	eventually(t, "v2 stored", func() bool { r, _ := n.storedRetained("race/t"); return string(r.Payload) == "v2" })
+	if got := tree(); got != "v2" {
+		t.Fatalf("tree holds %s once v2 is stored", got)
+	}
+
+	publish("") // delete
+	if got := tree(); got != "<none>" {
+		t.Fatalf("tree holds %s after the delete", got)
+	}
+	eventually(t, "delete stored", func() bool { _, ok := n.storedRetained("race/t"); return !ok })
+	if got := tree(); got != "<none>" {
+		t.Fatalf("tree holds %s once the delete is stored", got)
+	}
+}
+
+// On a follower, the store can report a local write committed before
+// this node has applied the commit; changes of the topic committed before
+// it, applied meanwhile, must not replace it in the tree.
+func TestRetainedLocalWriteAnsweredBeforeApplied(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) {
+		o.AuthnEnable = false
+		o.RetainedBatchWindow = time.Hour // the test submits by hand
+	})
+	r, mirror := n.b.retained, n.b.mirrors[2]
+	put := func(payload string) store.Retained {
+		return store.Retained{V: 1, Topic: "f/t", Payload: []byte(payload), Created: time.Now().UTC()}
+	}
+	commit := func(val []byte) {
+		mirror.onChange([]store.Change{{Type: store.OpPut, Table: store.TableRetained, Key: "f/t",
+			Value: val, Index: n.st.AppliedIndex()}})
+	}
+	encode := func(rec store.Retained) []byte {
+		b, err := json.Marshal(&rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	tree := func() string {
+		pk, _ := n.b.server.Topics.Retained.Get("f/t")
+		return string(pk.Payload)
+	}
+	commit(encode(put("old")))
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	cl, _ := n.b.server.Clients.Get("pub")
+	pk := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1, Retain: true},
+		TopicName: "f/t", Payload: []byte("mine"), Created: time.Now().Unix(), ProtocolVersion: 5}
+	n.b.server.Topics.RetainMessage(pk.Copy(false))
+	r.OnRetainMessage(cl, pk, 1)
+	// Submitted, and answered: committed at an index not applied here yet.
+	r.mu.Lock()
+	w := r.queue["f/t"]
+	delete(r.queue, "f/t")
+	w.gen = r.gen
+	r.submitted["f/t"] = w
+	r.mu.Unlock()
+	r.answered([]*retainedWrite{w}, &store.Result{Index: n.st.AppliedIndex() + 10}, nil)
+
+	commit(encode(put("older, from another node")))
+	if got := tree(); got != "mine" {
+		t.Fatalf("tree holds %q before this node applied its own commit", got)
+	}
+	commit(w.value)
+	if got := tree(); got != "mine" {
+		t.Fatalf("tree holds %q after its own commit", got)
+	}
+	commit(encode(put("newer")))
+	if got := tree(); got != "newer" {
+		t.Fatalf("tree holds %q after a newer commit", got)
+	}
+	pub.close()
+}
+
+// The tree converges to the retained table through state resets (raft
+// snapshot restores, a store reset as on join) that happen while other
+// writers commit changes, some of them during the reloads.
+func TestRetainedMirrorConvergesThroughResets(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	mirror := n.b.mirrors[2]
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				topic := fmt.Sprintf("conv/%d", (i*7+w)%40)
+				var op store.Op
+				if i%5 == 4 {
+					op = store.Delete(store.TableRetained, topic)
+				} else {
+					op, _ = store.Put(store.TableRetained, topic, store.Retained{V: 1, Topic: topic,
+						Payload: fmt.Appendf(nil, "%d-%d", w, i), Created: time.Now().UTC()})
+				}
+				wctx, cancel := context.WithTimeout(ctx, time.Second)
+				_, _ = n.st.Apply(wctx, op) // fails while the store resets
+				cancel()
+			}
+		}()
+	}
+	// A local publisher too.
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	for round := range 6 {
+		for i := range 20 {
+			pub.mustPub(fmt.Sprintf("conv/%d", (round*20+i)%40), fmt.Sprintf("local-%d-%d", round, i), 0, true)
+		}
+		if round == 3 {
+			if err := n.st.Reset(true); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, waitFor)
+			if err := n.st.WaitLeader(wctx); err != nil {
+				t.Fatal(err)
+			}
+			cancel()
+		} else {
+			mirror.onChange([]store.Change{{Index: n.st.AppliedIndex()}}) // as a snapshot restore
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	pub.close()
+
+	deadline := time.Now().Add(waitFor)
+	for {
+		stored := map[string]string{}
+		_ = n.st.View(func(tx *store.Tx) error {
+			return tx.ForEach(store.TableRetained, func(key string, val []byte) error {
+				rec, err := decodeRetained(key, val)
+				if err == nil {
+					stored[key] = string(rec.Payload)
+				}
+				return nil
+			})
+		})
+		inTree := map[string]string{}
+		for topic, pk := range n.b.server.Topics.Retained.GetAll() {
+			if !strings.HasPrefix(topic, sysPrefix) {
+				inTree[topic] = string(pk.Payload)
+			}
+		}
+		if maps.Equal(stored, inTree) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the tree does not match the retained table:\nstore %v\ntree  %v", stored, inTree)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

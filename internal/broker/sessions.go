@@ -61,6 +61,9 @@ type storedMessage struct {
 	storage.Message
 	Expiry          int64 `json:"expiry,omitempty"` // unix seconds; 0: none
 	ProtocolVersion byte  `json:"pv,omitempty"`
+	// Seq orders the session's messages as they were queued (see
+	// queue_order.go); 0 in records of older versions.
+	Seq int64 `json:"seq,omitempty"`
 }
 
 type storedSub struct {
@@ -97,6 +100,7 @@ func (d *sessionDelta) hasPuts() bool {
 type sessionStore struct {
 	mqtt.HookBase
 	server *mqtt.Server
+	order  *queueOrder
 	db     *bolt.DB
 	log    *slog.Logger
 	every  time.Duration
@@ -112,7 +116,8 @@ type sessionStore struct {
 	flushMu sync.Mutex
 }
 
-func openSessionStore(path string, server *mqtt.Server, log *slog.Logger, every time.Duration) (*sessionStore, error) {
+func openSessionStore(path string, server *mqtt.Server, order *queueOrder, log *slog.Logger,
+	every time.Duration) (*sessionStore, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("sessions db: %w", err)
 	}
@@ -120,7 +125,7 @@ func openSessionStore(path string, server *mqtt.Server, log *slog.Logger, every 
 	if err != nil {
 		return nil, fmt.Errorf("open sessions db %s: %w", path, err)
 	}
-	s := &sessionStore{server: server, db: db, log: log, every: every,
+	s := &sessionStore{server: server, order: order, db: db, log: log, every: every,
 		pending: map[string]*sessionDelta{}, known: map[string]struct{}{},
 		wake: make(chan struct{}, 1), stopCh: make(chan struct{}), stopped: make(chan struct{})}
 	err = db.Update(func(tx *bolt.Tx) error {
@@ -342,15 +347,21 @@ func (s *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int
 		return
 	}
 	props := pk.Properties
+	// The creation time as noted with the order: mochi's re-send of a
+	// resumed session passes a temporary one (queue_order.go).
+	created, seq := pk.Created, int64(0)
+	if slot, ok := s.order.lookup(cl.ID, pk.PacketID); ok {
+		created, seq = slot.created, slot.seq
+	}
 	rec := storedMessage{V: 1, Message: storage.Message{
 		T: storage.InflightKey, Client: cl.ID, Origin: pk.Origin, FixedHeader: pk.FixedHeader,
-		TopicName: pk.TopicName, Payload: pk.Payload, Sent: sent, Created: pk.Created, PacketID: pk.PacketID,
+		TopicName: pk.TopicName, Payload: pk.Payload, Sent: sent, Created: created, PacketID: pk.PacketID,
 		Properties: storage.MessageProperties{
 			PayloadFormat: props.PayloadFormat, PayloadFormatFlag: props.PayloadFormatFlag,
 			MessageExpiryInterval: props.MessageExpiryInterval, ContentType: props.ContentType,
 			ResponseTopic: props.ResponseTopic, CorrelationData: props.CorrelationData,
 			SubscriptionIdentifier: props.SubscriptionIdentifier, User: props.User,
-		}}, ProtocolVersion: pk.ProtocolVersion}
+		}}, ProtocolVersion: pk.ProtocolVersion, Seq: seq}
 	if pk.Expiry > 0 {
 		rec.Expiry = pk.Expiry
 	}
@@ -399,6 +410,7 @@ func (s *sessionStore) OnClientExpired(cl *mqtt.Client) {
 	}
 	s.server.UnsubscribeClient(cl)
 	cl.ClearInflights()
+	s.order.forget(cl.ID)
 	s.wipe(cl.ID)
 }
 
@@ -621,7 +633,9 @@ func (s *sessionStore) StoredSubscriptions() ([]storage.Subscription, error) {
 
 // StoredInflightMessages returns the stored QoS 1/2 messages. mochi's
 // storage.Message has no expiry, so expiring messages are adjusted here:
-// expired ones are dropped, the rest keep their remaining interval.
+// expired ones are dropped, the rest keep their remaining interval. The
+// order they were queued in is noted again (queue_order.go); messages
+// stored without it are taken in order of creation, then packet id.
 func (s *sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 	var out []storage.Message
 	now := time.Now().Unix()
@@ -644,6 +658,11 @@ func (s *sessionStore) StoredInflightMessages() ([]storage.Message, error) {
 			}
 			rec.Client = id
 			out = append(out, rec.Message)
+			seq := rec.Seq
+			if seq == 0 {
+				seq = rec.Created*1e9 + int64(rec.PacketID)
+			}
+			s.order.restore(id, rec.PacketID, queueSlot{seq: seq, created: rec.Created})
 			return nil
 		})
 	})

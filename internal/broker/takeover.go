@@ -2,7 +2,6 @@ package broker
 
 import (
 	"context"
-	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,9 +22,9 @@ import (
 // client id, in an offline placeholder client (or the local session, if
 // one exists), which mochi's own inheritance then hands to the new
 // connection: CONNACK says session present, and the subscriptions follow
-// mochi's usual path. The queued messages are delivered, oldest first,
-// right after CONNACK (OnSessionEstablished, before the client's first
-// packet is read); mochi's own resend orders messages only to the second.
+// mochi's usual path. The queued messages are delivered in the order
+// they were queued on the old node (queue_order.go), right after CONNACK
+// (OnSessionEstablished, before the client's first packet is read).
 //
 // The old node: TakeoverLocal disconnects the client (MQTT 5: DISCONNECT
 // 0x8E), waits for mochi to finish with the connection, and removes the
@@ -43,8 +42,11 @@ type sessionSnapshot struct {
 	inflight []packets.Packet
 }
 
-func snapshotSession(cl *mqtt.Client) *sessionSnapshot {
-	return &sessionSnapshot{subs: cl.State.Subscriptions.GetAll(), inflight: cl.State.Inflight.GetAll(false)}
+// snapshotSession copies a client's session, its messages in the order
+// they were queued.
+func (b *Broker) snapshotSession(cl *mqtt.Client) *sessionSnapshot {
+	return &sessionSnapshot{subs: cl.State.Subscriptions.GetAll(),
+		inflight: b.order.sorted(cl.ID, cl.State.Inflight.GetAll(false))}
 }
 
 // takeoverWait bounds how long TakeoverLocal waits for mochi to finish
@@ -108,8 +110,9 @@ func (b *Broker) removeSession(cl *mqtt.Client) *sessionSnapshot {
 	if cur, ok := b.server.Clients.Get(cl.ID); ok && cur == cl {
 		b.server.Clients.Delete(cl.ID)
 	}
-	inflight := cl.State.Inflight.GetAll(false)
+	inflight := b.order.sorted(cl.ID, cl.State.Inflight.GetAll(false))
 	cl.ClearInflights()
+	b.order.forget(cl.ID)
 	if b.sessions != nil {
 		b.sessions.wipe(cl.ID)
 	}
@@ -130,10 +133,11 @@ func (b *Broker) sessionFromSnapshot(cl *mqtt.Client, snap *sessionSnapshot) *Se
 	}
 	sort.Slice(s.Subscriptions, func(i, j int) bool { return s.Subscriptions[i].Filter < s.Subscriptions[j].Filter })
 
-	// Messages to the client: QoS 1/2 PUBLISH packets, queued or sent
-	// and not acknowledged. (A QoS 2 message the client has already
-	// received, waiting for PUBREL/PUBCOMP, is not a message to send
-	// again; inbound QoS 2 state stays behind too.)
+	// Messages to the client, in the order they were queued: QoS 1/2
+	// PUBLISH packets, queued or sent and not acknowledged. (A QoS 2
+	// message the client has already received, waiting for
+	// PUBREL/PUBCOMP, is not a message to send again; inbound QoS 2 state
+	// stays behind too.)
 	var pks []packets.Packet
 	now := time.Now().Unix()
 	for _, pk := range snap.inflight {
@@ -145,39 +149,12 @@ func (b *Broker) sessionFromSnapshot(cl *mqtt.Client, snap *sessionSnapshot) *Se
 		}
 		pks = append(pks, pk)
 	}
-	sortByAge(pks)
 	for i := range pks {
 		m := messageFromPacket(&pks[i], pks[i].Origin)
 		m.Retain = remoteRetained(&pks[i], cl.Properties.ProtocolVersion, snap.subs)
 		s.Pending = append(s.Pending, m)
 	}
 	return s
-}
-
-// sortByAge orders queued packets oldest first: by creation second, then
-// by packet id, which mochi hands out in increasing order (allowing for
-// the wrap from 65535 to 1).
-func sortByAge(pks []packets.Packet) {
-	lo, hi := uint16(0xffff), uint16(0)
-	for _, pk := range pks {
-		lo, hi = min(lo, pk.PacketID), max(hi, pk.PacketID)
-	}
-	wrapped := hi-lo > 0x8000
-	key := func(id uint16) int {
-		if wrapped && id < 0x8000 {
-			return int(id) + 0x10000
-		}
-		return int(id)
-	}
-	slices.SortStableFunc(pks, func(a, b packets.Packet) int {
-		if a.Created != b.Created {
-			if a.Created < b.Created {
-				return -1
-			}
-			return 1
-		}
-		return key(a.PacketID) - key(b.PacketID)
-	})
 }
 
 // OnSessionEstablish asks the cluster for the client's session before
@@ -313,6 +290,7 @@ func (b *Broker) sendToClient(cl *mqtt.Client, out packets.Packet) bool {
 		out.PacketID = uint16(id)
 		if cl.State.Inflight.Set(out) {
 			atomic.AddInt64(&b.server.Info.Inflight, 1)
+			b.order.record(cl.ID, &out, true)
 			if b.sessions != nil {
 				b.sessions.OnQosPublish(cl, out, out.Created, 0)
 			}
@@ -327,6 +305,7 @@ func (b *Broker) sendToClient(cl *mqtt.Client, out packets.Packet) bool {
 		if out.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(out.PacketID) {
 			atomic.AddInt64(&b.server.Info.Inflight, -1)
 			cl.State.Inflight.IncreaseSendQuota()
+			b.order.remove(cl.ID, out.PacketID)
 			if b.sessions != nil {
 				b.sessions.OnQosDropped(cl, out)
 			}

@@ -1,6 +1,7 @@
 package backup
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -166,7 +167,7 @@ func (m *Manager) openSource(req *ImportRequest, rep *ImportReport) (source, err
 			f = "dataset"
 		}
 		rep.Format = f
-		return &datasetSource{ds: req.Dataset, format: f}, nil
+		return &datasetSource{ds: req.Dataset, format: f, lock: lockedKeys(req.Dataset)}, nil
 	}
 	p, err := m.path(req.Filename)
 	if err != nil {
@@ -310,6 +311,7 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	pipe := newPipeline(p)
 	prog := newProgress(req.Progress, "validate")
 	var seen int64
+	var lockNotes []string
 	info, err := scanChecked(ctx, src, p, func(table string, num int, raw []byte, c checked) error {
 		key, val, rule, ok := pipe.accept(table, num, raw, c)
 		seen++
@@ -319,6 +321,23 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 		}
 		if !ok || !p.empty() || !selected(table) {
 			return nil // after a problem, only validation goes on
+		}
+		if why := src.locked(table, key); why != "" {
+			// A locked admin (nobody can log in as it) never replaces an
+			// existing one of the same name: that could lock every
+			// administrator out (the initial "admin" of a new cluster).
+			// Merge leaves the existing one alone; replace keeps it.
+			cur, err := m.current(table, key)
+			if err != nil {
+				return err
+			}
+			if cur != nil {
+				lockNotes = append(lockNotes, fmt.Sprintf("%s: kept existing admin %q: the imported one %s", table, key, why))
+				if !req.Replace {
+					return nil
+				}
+				val = cur
+			}
 		}
 		if sp != nil {
 			if err := sp.add(table, key, val); err != nil {
@@ -340,6 +359,7 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	if err := plan.finish(); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
+	rep.Notes = append(rep.Notes, lockNotes...)
 
 	// What is imported: the tables the input holds, as selected.
 	counts := map[string]int{}
@@ -449,6 +469,22 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	m.log.Info("import: committed", "stage", id, "file", rep.File, "format", rep.Format, "mode", mode,
 		"records", rep.Records, "raft_index", cr.Index, "duration", d.Round(time.Millisecond))
 	return rep, nil
+}
+
+// current returns the stored value of table's record under key, nil when
+// there is none.
+func (m *Manager) current(table, key string) ([]byte, error) {
+	var cur []byte
+	err := m.st.View(func(tx *store.Tx) error {
+		if v := tx.Get(table, key); v != nil {
+			cur = bytes.Clone(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("import: read %s %q: %w", table, key, err)
+	}
+	return cur, nil
 }
 
 func newStageID(t time.Time) string {

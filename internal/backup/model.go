@@ -42,6 +42,12 @@ type Record struct {
 	Table string
 	Key   string
 	Value any
+	// Locked, for an admin, says why nobody can log in as the imported
+	// one (its password could not be converted, e.g. EMQX 4's salted md5);
+	// empty: not locked. The importer never lets a locked admin replace an
+	// existing admin of the same name: it keeps the existing one and says
+	// so in the report.
+	Locked string
 }
 
 // Dataset is what a foreign-format reader produces: records per table in

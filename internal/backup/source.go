@@ -60,6 +60,25 @@ type source interface {
 	scan(ctx context.Context, p *problems, fn recordFunc) (*sourceInfo, error)
 	// position is how far the current scan has read, of how much (bytes).
 	position() (done, total int64)
+	// locked says why the record of table under key cannot be used to
+	// log in (Record.Locked); "" for an ordinary record. Call it only
+	// for records scan has passed on.
+	locked(table, key string) string
+}
+
+// lockedKeys indexes the locked records of a Dataset by table and key.
+func lockedKeys(ds *Dataset) map[[2]string]string {
+	var m map[[2]string]string
+	for _, r := range ds.Records {
+		if r.Locked == "" {
+			continue
+		}
+		if m == nil {
+			m = map[[2]string]string{}
+		}
+		m[[2]string{r.Table, r.Key}] = r.Locked
+	}
+	return m
 }
 
 // fileSource is an import file in the backup dir.
@@ -69,6 +88,7 @@ type fileSource struct {
 	foreign ForeignReader
 	fopts   ForeignOptions
 	ds      *Dataset // a foreign file, read once
+	dsLock  map[[2]string]string
 	dsErr   string
 	cr      atomic.Pointer[countingReader]
 	size    atomic.Int64
@@ -116,12 +136,15 @@ func (s *fileSource) scan(ctx context.Context, p *problems, fn recordFunc) (*sou
 				s.dsErr = fmt.Sprintf("the %s reader returned nothing", s.format)
 			}
 			s.ds = ds
+			if ds != nil {
+				s.dsLock = lockedKeys(ds)
+			}
 		}
 		if s.dsErr != "" {
 			p.stop("%s", s.dsErr)
 			return &sourceInfo{Format: s.format}, nil
 		}
-		ds := &datasetSource{ds: s.ds, format: s.format}
+		ds := &datasetSource{ds: s.ds, format: s.format, lock: s.dsLock}
 		return ds.scan(ctx, p, fn)
 	}
 	r, done, err := s.open()
@@ -143,12 +166,20 @@ func (s *fileSource) scan(ctx context.Context, p *problems, fn recordFunc) (*sou
 	return si, nil
 }
 
+// locked is set only for a foreign file: a roost-export holds no
+// locked records. (s.dsLock is written before scan passes on the first
+// record, so a caller of locked sees it.)
+func (s *fileSource) locked(table, key string) string { return s.dsLock[[2]string{table, key}] }
+
 // datasetSource is the records of a foreign reader.
 type datasetSource struct {
 	ds     *Dataset
 	format string
+	lock   map[[2]string]string // lockedKeys(ds)
 	done   atomic.Int64
 }
+
+func (s *datasetSource) locked(table, key string) string { return s.lock[[2]string{table, key}] }
 
 func (s *datasetSource) position() (int64, int64) { return s.done.Load(), int64(len(s.ds.Records)) }
 

@@ -868,13 +868,14 @@ func (rd *emqxReader) finish() {
 	}
 	var names []string
 	for _, a := range rd.admins {
-		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAdmins, Key: a.Username, Value: a})
+		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAdmins, Key: a.Username, Value: a,
+			Locked: "has an EMQX md5 password that cannot be converted"})
 		names = append(names, a.Username)
 	}
 	if len(names) > 0 {
 		rd.c.note("users: %s (%s) imported LOCKED: EMQX 4 keeps dashboard passwords as salted MD5, which cannot be turned into Roost's bcrypt, "+
-			"so they cannot log in with their EMQX password until they get a new one; importing replaces a Roost admin of the same name "+
-			"(such as the initial %q) with the locked one: leave the admins table out of the import to keep it",
+			"so they cannot log in with their EMQX password until they get a new one; a Roost admin of the same name "+
+			"(such as the initial %q) is kept, never replaced by a locked one",
 			plural(len(names), "dashboard admin"), quoteList(names, 10), "admin")
 	}
 	if len(rd.ds.Records) == 0 && len(rd.ds.Problems) == 0 {

@@ -379,11 +379,16 @@ func TestEMQX4Admins(t *testing.T) {
 		if a.Role != "administrator" || !strings.Contains(a.Desc, "locked") {
 			t.Errorf("admin %+v", a)
 		}
+		// Marked locked, so the importer never lets it replace an
+		// existing admin of the same name.
+		if !strings.Contains(r.Locked, "md5") {
+			t.Errorf("%s: Locked = %q, want the reason", a.Username, r.Locked)
+		}
 	}
 	if recs[0].Value.(*store.Admin).PasswordHash == recs[1].Value.(*store.Admin).PasswordHash {
 		t.Error("two locked admins share a hash")
 	}
-	if !hasNote(ds, "imported LOCKED") || !hasNote(ds, `"admin", "ops"`) {
+	if !hasNote(ds, "imported LOCKED") || !hasNote(ds, `"admin", "ops"`) || !hasNote(ds, "is kept, never replaced") {
 		t.Errorf("notes %q", ds.Notes)
 	}
 }

@@ -368,6 +368,13 @@ func (r *retainedSync) treeSet(pk packets.Packet, now time.Time) {
 		r.treeDelete(pk.TopicName)
 		return
 	}
+	// For a topic already in the tree, only the packet changes. mochi's
+	// RetainMessage would also write the topic's path into its tree
+	// node, which mochi's lookups (Messages) read without a lock.
+	if _, ok := r.server.Topics.Retained.Get(pk.TopicName); ok {
+		r.server.Topics.Retained.Add(pk.TopicName, pk)
+		return
+	}
 	r.server.Topics.RetainMessage(pk)
 }
 

@@ -40,7 +40,19 @@ func startCluster(t *testing.T, size int, env ...string) []*node {
 		nodes[i].Start()
 	}
 	for _, n := range nodes[1:] {
-		n.mustCtl("cluster", "join", nodes[0].Cluster)
+		// On a loaded machine the first node's single-voter raft can be
+		// between elections for a moment: retry a refused join briefly.
+		var err error
+		var errOut string
+		for attempt := 0; attempt < 10; attempt++ {
+			if _, errOut, err = n.ctl("cluster", "join", nodes[0].Cluster); err == nil || !strings.Contains(errOut, "no leader") {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("cluster join: %v\n%s", err, errOut)
+		}
 	}
 	waitClusterHealthy(t, nodes, size)
 	return nodes

@@ -52,7 +52,7 @@ func (s *Server) listRetained(w http.ResponseWriter, r *http.Request) error {
 		if err := broker.ValidFilter(f); err != nil {
 			return badRequest("query parameter \"topic\": not a valid topic filter: %v", err)
 		}
-		keep = func(topic string) bool { return matchFilter(f, topic) }
+		keep = func(topic string) bool { return broker.MatchTopic(f, topic) }
 	}
 	var out Page[RetainedSummary]
 	err = s.st.View(func(tx *store.Tx) (err error) {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/roostmq/roost/internal/broker"
 )
 
 func TestMatchFilter(t *testing.T) {
@@ -35,8 +37,8 @@ func TestMatchFilter(t *testing.T) {
 		{"a/b", "a", false},
 	}
 	for _, m := range matches {
-		if got := matchFilter(m.filter, m.topic); got != m.want {
-			t.Errorf("matchFilter(%q, %q) = %v, want %v", m.filter, m.topic, got, m.want)
+		if got := broker.MatchTopic(m.filter, m.topic); got != m.want {
+			t.Errorf("MatchTopic(%q, %q) = %v, want %v", m.filter, m.topic, got, m.want)
 		}
 	}
 }

@@ -292,7 +292,7 @@ func (h *routingHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets
 // Retain As Published.
 func retainAsPublished(subs map[string]packets.Subscription, topic string) bool {
 	for f, sub := range subs {
-		if sub.RetainAsPublished && matchFilter(stripSharePrefix(f), topic) {
+		if sub.RetainAsPublished && MatchTopic(stripSharePrefix(f), topic) {
 			return true
 		}
 	}
@@ -318,9 +318,10 @@ func stripSharePrefix(f string) string {
 	return parts[2]
 }
 
-// matchFilter reports whether an MQTT topic filter matches a topic name.
-// Topics starting with '$' are not matched by a leading wildcard.
-func matchFilter(filter, topic string) bool {
+// MatchTopic reports whether an MQTT topic filter matches a topic name.
+// Topics starting with '$' are not matched by a leading wildcard. The API
+// and the cluster's route table use it too, so all agree on matching.
+func MatchTopic(filter, topic string) bool {
 	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "#") || strings.HasPrefix(filter, "+")) {
 		return false
 	}

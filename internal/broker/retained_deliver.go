@@ -106,7 +106,7 @@ func (b *Broker) retainedMatching(filter string) []packets.Packet {
 	}
 	out := pks[:0]
 	for _, pk := range pks {
-		if matchFilter(filter, pk.TopicName) {
+		if MatchTopic(filter, pk.TopicName) {
 			out = append(out, pk)
 		}
 	}

@@ -3,6 +3,8 @@ package cluster
 import (
 	"strings"
 	"sync"
+
+	"github.com/roostmq/roost/internal/broker"
 )
 
 // routeTable holds which topic filters each other node has subscribers
@@ -83,7 +85,7 @@ func (r *routeTable) plan(self, topic string, localShared []string) (targets map
 				}
 				continue
 			}
-			if _, ok := targets[node]; !ok && MatchTopic(f, topic) {
+			if _, ok := targets[node]; !ok && broker.MatchTopic(f, topic) {
 				targets[node] = nil
 			}
 		}
@@ -114,33 +116,7 @@ func (r *routeTable) plan(self, topic string, localShared []string) (targets map
 func matchShared(shared, topic string) bool {
 	rest := strings.TrimPrefix(shared, "$share/")
 	_, filter, ok := strings.Cut(rest, "/")
-	return ok && MatchTopic(filter, topic)
-}
-
-// MatchTopic reports whether an MQTT topic filter matches a topic name.
-// Topics starting with '$' are not matched by a leading wildcard.
-func MatchTopic(filter, topic string) bool {
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "#") || strings.HasPrefix(filter, "+")) {
-		return false
-	}
-	for {
-		fl, frest, fmore := strings.Cut(filter, "/")
-		if fl == "#" {
-			return true
-		}
-		tl, trest, tmore := strings.Cut(topic, "/")
-		if fl != "+" && fl != tl {
-			return false
-		}
-		if !fmore || !tmore {
-			if !fmore && !tmore {
-				return true
-			}
-			// "a/#" matches "a" too.
-			return !tmore && fmore && frest == "#"
-		}
-		filter, topic = frest, trest
-	}
+	return ok && broker.MatchTopic(filter, topic)
 }
 
 func sortStrings(s []string) {

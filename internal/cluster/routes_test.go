@@ -1,6 +1,10 @@
 package cluster
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/roostmq/roost/internal/broker"
+)
 
 func TestMatchTopic(t *testing.T) {
 	cases := []struct {
@@ -13,7 +17,7 @@ func TestMatchTopic(t *testing.T) {
 		{"a", "a/b", false}, {"a/b/c", "a/b", false},
 	}
 	for _, c := range cases {
-		if got := MatchTopic(c.f, c.t); got != c.want {
+		if got := broker.MatchTopic(c.f, c.t); got != c.want {
 			t.Errorf("MatchTopic(%q, %q) = %v", c.f, c.t, got)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strings"
 	"syscall"
@@ -148,9 +149,18 @@ func (s *Server) Handler() http.Handler {
 // socket in the data dir: whoever may open the socket is trusted.
 func (s *Server) LocalHandler() http.Handler {
 	local := &Caller{Kind: "local", Name: "ctl", Role: RoleAdministrator}
-	return s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.router.ServeHTTP(w, r.WithContext(withCaller(r.Context(), local)))
 	}))
+	// Go's profiler, for whoever may open the socket (the node's user):
+	// memory and CPU questions about a running node need it, and it never
+	// reaches the network.
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", api)
+	return mux
 }
 
 // jsonFallback answers requests that match no route (404) or none for

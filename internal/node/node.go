@@ -51,6 +51,9 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return err
 	}
 	defer lock.release()
+	mctx, stopMem := context.WithCancel(ctx)
+	defer stopMem()
+	go boundHeap(mctx)
 
 	ident, created, err := loaded.Identity()
 	if err != nil {

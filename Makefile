@@ -6,6 +6,7 @@
 #   make dist VERSION=1.2.3    ... with that version (default: packaging/version.sh)
 #   make dist ARCH=arm64       ... for another architecture (Go's names)
 #   make tarball | deb | rpm   one of them
+#   make image                 the container image (needs a Docker engine)
 #   make test                  the README's test command
 #   make package-test          packaging/ci-test.sh (root + dpkg: installs the .deb!)
 #   make clean
@@ -34,7 +35,7 @@ STAGE   := $(DIST)/stage/roost-$(VERSION)-linux-$(ARCH)
 
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
 
-.PHONY: all build man dist tarball deb rpm test package-test clean version FORCE
+.PHONY: all build man dist tarball deb rpm image test package-test clean version FORCE
 
 all: build
 
@@ -81,6 +82,12 @@ tarball: $(BIN)
 deb rpm: $(BIN) $(MAN)
 	VERSION='$(VERSION)' ARCH='$(ARCH)' BUILD='$(BUILD)' $(NFPM) package \
 		--config packaging/nfpm.yaml --packager $@ --target $(DIST)/
+
+# Docker tags take no "+": 0.0.0-dev+abc1234 is tagged 0.0.0-dev-abc1234.
+IMAGE ?= roost
+image:
+	docker build -t $(IMAGE):$(subst +,-,$(VERSION)) \
+		--build-arg VERSION='$(VERSION)' --build-arg COMMIT='$(COMMIT)' --build-arg DATE='$(DATE)' .
 
 test:
 	$(GO) test -race -count=1 ./...

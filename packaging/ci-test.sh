@@ -179,14 +179,15 @@ contains "dpkg-deb -c" "$contents" "./usr/bin/roost" "root/roost" "./etc/roost/r
 grep -q '/var/lib/roost' <<<"$contents" && fail "the package must not own /var/lib/roost (removal would touch it)"
 # The rpm, when rpm is there to read it.
 if command -v rpm >/dev/null; then
-  rpmq=$(rpm -qp --qf '%{NAME} %{VERSION} %{ARCH}\n' "$rpm1" 2>/dev/null)
-  contains "rpm -qp" "$rpmq" "roost $V1"
-  rpmconf=$(rpm -qp --configfiles "$rpm1" 2>/dev/null)
-  contains "rpm config files" "$rpmconf" /etc/roost/roost.conf
-  rpmdump=$(rpm -qp --dump "$rpm1" 2>/dev/null)
-  grep -q '^/etc/roost/roost.conf .* 0100640 root roost 1 0 ' <<<"$rpmdump" || fail "rpm: /etc/roost/roost.conf not 0640 root:roost %config(noreplace):
-$rpmdump"
-  contains "rpm scripts" "$(rpm -qp --scripts "$rpm1" 2>/dev/null)" "useradd --system" "install -d -m 0700 -o roost -g roost /var/lib/roost"
+  rq() { rpm -qp --qf "$1" "$rpm1" 2>/dev/null; }
+  [ "$(rq '%{NAME} %{VERSION}')" = "roost $V1" ] || fail "rpm name/version: $(rq '%{NAME} %{VERSION}')"
+  rfiles=$(rq '[%{FILENAMES} %{FILEMODES:perms} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILEFLAGS:fflags}\n]')
+  echo "$rfiles"
+  contains "rpm files" "$rfiles" "/etc/roost/roost.conf -rw-r----- root roost cn" \
+    "/usr/bin/roost -rwxr-xr-x root root" "/usr/lib/systemd/system/roost.service " "/usr/share/man/man1/roost.1.gz "
+  grep -q '^/var/lib/roost' <<<"$rfiles" && fail "the rpm must not own /var/lib/roost"
+  contains "rpm scripts" "$(rq '%{PREIN}\n%{POSTIN}\n%{PREUN}\n%{POSTUN}')" "useradd --system" \
+    "install -d -m 0700 -o roost -g roost /var/lib/roost" "systemctl disable --now roost.service"
 else
   echo "(rpm not installed: the .rpm's contents are not inspected)"
 fi

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"github.com/roostmq/roost/internal/backup/nodebackup"
 	"net/http"
 	"strconv"
 	"time"
@@ -21,6 +22,8 @@ type Status struct {
 	UptimeSeconds int64      `json:"uptime_seconds"`
 	Raft          RaftStatus `json:"raft"`
 	Listeners     []Listener `json:"listeners"`
+	// Backups is the state of the scheduled node backups.
+	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
 }
 
 // RaftStatus is the node's view of the replicated store.

@@ -63,7 +63,7 @@ func (m *Manager) Files() ([]FileInfo, error) {
 	}
 	out := []FileInfo{}
 	for _, e := range ents {
-		if !e.Type().IsRegular() || CheckName(e.Name()) != nil {
+		if !e.Type().IsRegular() || CheckName(e.Name()) != nil || isNodeBackup(e.Name()) {
 			continue
 		}
 		fi, err := e.Info()
@@ -410,4 +410,10 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	m.log.Info("export written", "file", kept, "size", out.Size, "records", out.Records, "raft_index", out.RaftIndex,
 		"duration", d.Round(time.Millisecond))
 	return out, nil
+}
+
+// isNodeBackup tells the node backups (internal/backup/nodebackup) that
+// share the backup dir from data files: they have routes of their own.
+func isNodeBackup(name string) bool {
+	return strings.HasSuffix(name, ".tar.zst") || strings.HasSuffix(name, ".tar.zst.age")
 }

@@ -54,7 +54,7 @@ authenticates with an API key: --api-key NAME:SECRET or $ROOST_API_KEY.`,
 	pf.StringVar(&c.apiKey, "api-key", "", "API key NAME:SECRET for --host (default $"+APIKeyEnv+")")
 	pf.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.AddCommand(c.statusCmd(), c.metricsCmd(), c.usersCmd(), c.aclCmd(), c.bannedCmd(),
-		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.clusterCmd())
+		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.backupCmd(), c.clusterCmd())
 	return cmd
 }
 
@@ -202,6 +202,10 @@ func (c *cli) statusCmd() *cobra.Command {
 					for _, l := range s.Listeners {
 						row(tw, l.Name, l.Type, l.Bind, yesNo(l.Running))
 					}
+				}
+				if s.Backups != nil {
+					fmt.Fprintln(tw)
+					printSchedule(tw, *s.Backups)
 				}
 			})
 		}),

@@ -562,7 +562,12 @@ func (c *Client) upload(ctx context.Context, path, name, format, authAs string, 
 // download copies a file of the node's backup dir to dst (through a
 // temp file, renamed when complete).
 func (c *Client) download(ctx context.Context, name, dst string, pv *progressView) error {
-	res, err := c.send(ctx, http.MethodGet, "/api/v1/data/files/"+PathEscape(name), "", "*/*", nil)
+	return c.downloadFrom(ctx, "/api/v1/data/files/"+PathEscape(name), dst, pv)
+}
+
+// downloadFrom copies what GET path answers to dst.
+func (c *Client) downloadFrom(ctx context.Context, path, dst string, pv *progressView) error {
+	res, err := c.send(ctx, http.MethodGet, path, "", "*/*", nil)
 	if err != nil {
 		return err
 	}

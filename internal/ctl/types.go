@@ -1,6 +1,10 @@
 package ctl
 
-import "time"
+import (
+	"time"
+
+	"github.com/roostmq/roost/internal/backup/nodebackup"
+)
 
 // These mirror the JSON of internal/api. Unknown fields in answers are
 // ignored, so a newer node still talks to an older CLI.
@@ -24,6 +28,8 @@ type Status struct {
 	UptimeSeconds int64      `json:"uptime_seconds"`
 	Raft          RaftStatus `json:"raft"`
 	Listeners     []Listener `json:"listeners"`
+	// Backups is the state of the scheduled node backups.
+	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
 }
 
 // RaftStatus is a node's view of the replicated store.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/roostmq/roost/internal/api"
 	"github.com/roostmq/roost/internal/backup"
+	"github.com/roostmq/roost/internal/backup/nodebackup"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/cluster"
@@ -163,6 +164,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	}
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
+	var backups *nodebackup.Manager // set below; the status reads it
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
@@ -170,7 +172,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			idMu.Lock()
 			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
-				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr)}
+				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups)}
 		},
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
@@ -185,6 +187,15 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
 	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
 	srv.RegisterData(data)
+	backups = nodebackup.New(nodebackup.Options{
+		Store: st, DataDir: dataDir, Dir: filepath.Join(dataDir, config.BackupDirName),
+		Identity: func() config.Identity { idMu.Lock(); defer idMu.Unlock(); return ident },
+		Version:  build.Version, Sessions: b.WriteSessionsTo,
+		Config: func() []string { return configFiles(loaded) }, ConfigDir: configDir(loaded),
+		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
+	})
+	srv.RegisterBackups(backups)
+	go backups.RunSchedule(ctx)
 	go func() {
 		// An import this node was running when it stopped left a stage
 		// behind: remove it now rather than make other nodes wait.
@@ -231,6 +242,21 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	wg.Wait()
 	os.Remove(filepath.Join(dataDir, SocketName))
 	return err
+}
+
+func configDir(loaded *config.Loaded) string {
+	if loaded.Paths.ConfigFile == "" {
+		return ""
+	}
+	return filepath.Dir(loaded.Paths.ConfigFile)
+}
+
+func backupStatus(m *nodebackup.Manager) *nodebackup.ScheduleStatus {
+	if m == nil {
+		return nil
+	}
+	st := m.Status()
+	return &st
 }
 
 // advertiseAddr is the raft address recorded for this node.

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/roostmq/roost/internal/backup/archive"
+	"github.com/roostmq/roost/internal/backup/nodebackup"
+	"github.com/roostmq/roost/internal/ctl"
+)
+
+// Offline commands on node backups (docs/backup-restore.md): they read
+// the archive only and need no running node.
+
+// keyFlags are the decryption flags of the offline backup commands.
+type keyFlags struct {
+	identity, passphraseFile string
+}
+
+func (k *keyFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&k.identity, "identity", "i", "", "age identity file (AGE-SECRET-KEY-1...) for an encrypted backup")
+	cmd.Flags().StringVar(&k.passphraseFile, "passphrase-file", "", "file whose first line is the passphrase of an encrypted backup")
+}
+
+func (k *keyFlags) options() (archive.ReadOptions, error) {
+	var ro archive.ReadOptions
+	if k.identity != "" {
+		f, err := os.Open(k.identity)
+		if err != nil {
+			return ro, fmt.Errorf("identity file: %w", err)
+		}
+		defer f.Close()
+		if ro.Identities, err = archive.ParseIdentities(f); err != nil {
+			return ro, fmt.Errorf("identity file %s: %w", k.identity, err)
+		}
+	}
+	if k.passphraseFile != "" {
+		p, err := ctl.ReadPassphrase(k.passphraseFile)
+		if err != nil {
+			return ro, err
+		}
+		ro.Passphrase = []byte(p)
+	}
+	return ro, nil
+}
+
+func openBackup(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return f, nil
+}
+
+func checkOutput(o string) error {
+	if o != "table" && o != "json" {
+		return fmt.Errorf("--output %q: want table or json", o)
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newBackupCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "backup",
+		Short: "Inspect, verify or extract a node backup file (offline)",
+		Long: `Offline commands on a node backup (made by "roost ctl backup create"); no node
+needs to run. Restore one with "roost restore FILE".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	cmd.AddCommand(newBackupInspectCmd(), newBackupVerifyCmd(), newBackupExtractCmd())
+	return cmd
+}
+
+func printManifest(w io.Writer, m archive.Manifest) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "node:\t%s (node id %s)\n", m.Node, m.NodeID)
+	fmt.Fprintf(tw, "cluster id:\t%s\n", m.ClusterID)
+	fmt.Fprintf(tw, "raft:\tindex %d, term %d\n", m.Raft.Index, m.Raft.Term)
+	var members []string
+	for _, s := range m.Raft.Servers {
+		members = append(members, s.ID+"@"+s.Address+" ("+s.Suffrage+")")
+	}
+	fmt.Fprintf(tw, "raft members:\t%v\n", members)
+	fmt.Fprintf(tw, "created:\t%s\n", m.CreatedAt.Format(time.RFC3339))
+	fmt.Fprintf(tw, "roost version:\t%s\n", m.RoostVersion)
+	fmt.Fprintf(tw, "format:\t%s v%d\n", m.Format, m.FormatVersion)
+	tables := make([]string, 0, len(m.Tables))
+	for t := range m.Tables {
+		tables = append(tables, t)
+	}
+	slices.Sort(tables)
+	fmt.Fprintln(tw, "\nTABLE\tRECORDS")
+	for _, t := range tables {
+		fmt.Fprintf(tw, "%s\t%d\n", t, m.Tables[t])
+	}
+	var total int64
+	fmt.Fprintln(tw, "\nFILE\tSIZE\tSHA256")
+	for _, f := range m.Files {
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", f.Path, f.Size, f.SHA256)
+		total += f.Size
+	}
+	fmt.Fprintf(tw, "total\t%d\t\n", total)
+	return tw.Flush()
+}
+
+func newBackupInspectCmd() *cobra.Command {
+	var keys keyFlags
+	var output string
+	cmd := &cobra.Command{
+		Use:   "inspect FILE",
+		Short: "Print a backup's manifest: node, cluster, raft index, time, table counts, files",
+		Long: `Print the manifest of a node backup. The manifest is the archive's last entry,
+so the whole file is read (and every file's sha256 checked on the way).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ro, err := keys.options()
+			if err != nil {
+				return err
+			}
+			f, err := openBackup(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			m, err := archive.ReadManifest(f, ro)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), m)
+			}
+			return printManifest(cmd.OutOrStdout(), m)
+		},
+	}
+	keys.add(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	return cmd
+}
+
+func newBackupVerifyCmd() *cobra.Command {
+	var keys keyFlags
+	var output, tmp string
+	cmd := &cobra.Command{
+		Use:   "verify FILE",
+		Short: "Check every file of a backup and that its store snapshot opens; non-zero exit names the first bad file",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ro, err := keys.options()
+			if err != nil {
+				return err
+			}
+			f, err := openBackup(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			start := time.Now()
+			v, err := nodebackup.Verify(f, ro, tmp)
+			if err != nil {
+				return fmt.Errorf("%s: verify failed: %w", args[0], err)
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), map[string]any{"ok": true, "file": args[0], "verified": v,
+					"duration_ms": time.Since(start).Milliseconds()})
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: OK: %d files, store at raft index %d opens and matches the manifest (node %s, %s)\n",
+				args[0], len(v.Manifest.Files), v.StateIndex, v.Manifest.Node, time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	keys.add(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVar(&tmp, "tmp-dir", "", "where to unpack the backup to check it (default: the system's temp dir)")
+	return cmd
+}
+
+func newBackupExtractCmd() *cobra.Command {
+	var keys keyFlags
+	cmd := &cobra.Command{
+		Use:   "extract FILE DIR",
+		Short: "Unpack a backup into a new directory DIR (data/, config/, MANIFEST checked)",
+		Long: `Unpack a node backup into DIR (which must not exist or be empty), checking every
+file against the manifest. data/ holds the data dir files, config/ the node's
+config files under their absolute paths. Use it to look at or recover single
+files (a config file, say); "roost restore" is the way to restore a node.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ro, err := keys.options()
+			if err != nil {
+				return err
+			}
+			f, err := openBackup(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			m, err := archive.Extract(f, ro, args[1])
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "extracted %d files of node %s's backup (raft index %d) into %s\n",
+				len(m.Files), m.Node, m.Raft.Index, args[1])
+			return nil
+		},
+	}
+	keys.add(cmd)
+	return cmd
+}
+
+func newRestoreCmd(resolveDataDir func() (string, error)) *cobra.Command {
+	var keys keyFlags
+	var output, dataDir string
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "restore FILE [--data-dir DIR] [--force-new-cluster]",
+		Short: "Restore a stopped node's data dir from one of its backups",
+		Long: `Restore a node from a backup made by "roost ctl backup create" on that node.
+Run it with the node stopped. It verifies the whole backup first, refuses a
+backup of another node, then swaps the restored data dir in atomically and
+keeps the previous one as <data_dir>.pre-restore-<time>. Started, the node
+rejoins its cluster and catches up from the backup's raft index.
+
+The data dir is found as "roost start" finds it (see "roost paths"), or
+--data-dir. With --force-new-cluster, for when every other node is lost,
+the node comes back as a new one-voter cluster (new cluster id) holding the
+backup's data; empty nodes can then join it.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ro, err := keys.options()
+			if err != nil {
+				return err
+			}
+			if dataDir == "" {
+				if dataDir, err = resolveDataDir(); err != nil {
+					return err
+				}
+			}
+			f, err := openBackup(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			rep, err := nodebackup.Restore(f, nodebackup.RestoreOptions{DataDir: dataDir, Read: ro, ForceNewCluster: force})
+			if err != nil {
+				return fmt.Errorf("restore of %s refused or failed, data dir %s unchanged: %w", args[0], dataDir, err)
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), rep)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "restored node %s (node id %s) into %s: raft index %d of %s\n", rep.Node, rep.NodeID, rep.DataDir,
+				rep.RaftIndex, rep.BackupCreatedAt.Format(time.RFC3339))
+			if rep.MovedAside != "" {
+				fmt.Fprintf(w, "the previous data dir is kept as %s (delete it once the node runs well)\n", rep.MovedAside)
+			}
+			if rep.ForceNewCluster {
+				fmt.Fprintf(w, "new one-voter cluster %s: start the node, then join the others to it (roost ctl cluster join)\n", rep.ClusterID)
+			} else {
+				fmt.Fprintf(w, "start the node: it rejoins cluster %s (members %v) and catches up\n", rep.ClusterID, rep.Members)
+			}
+			if len(rep.ConfigFiles) > 0 {
+				fmt.Fprintf(w, "config files are not touched; the backup's copies (roost backup extract): %v\n", rep.ConfigFiles)
+			}
+			return nil
+		},
+	}
+	keys.add(cmd)
+	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVar(&dataDir, "data-dir", "", "the data dir to restore (default: found as roost start finds it)")
+	cmd.Flags().BoolVar(&force, "force-new-cluster", false, "bring the node back as a new one-voter cluster (every other node is lost)")
+	return cmd
+}

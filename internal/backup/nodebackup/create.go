@@ -1,0 +1,443 @@
+// Package nodebackup makes and restores physical backups of one node's
+// data dir (DESIGN §7): a hot, consistent archive of the store as of one
+// raft index, the raft facts to bring the node back there, its sessions,
+// identity and config files (format: internal/backup/archive); and the
+// offline restore that refuses another node's backup and never leaves a
+// half-restored data dir.
+package nodebackup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/roostmq/roost/internal/backup"
+	"github.com/roostmq/roost/internal/backup/archive"
+	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/store"
+)
+
+// Names of the data dir's node-local files, as the node uses them.
+const (
+	SessionsFile = "sessions.db"
+	LockFile     = "LOCK"
+	SocketName   = "roost.sock"
+)
+
+// Archive paths: data dir files under data/, config files under config/
+// followed by their absolute path on the source node.
+const (
+	dataPrefix   = "data/"
+	configPrefix = "config/"
+)
+
+// Options configure the backups of a running node.
+type Options struct {
+	Store     *store.Store
+	DataDir   string
+	Dir       string // where backups are written: <data_dir>/backup
+	Identity  func() config.Identity
+	Version   string
+	Sessions  func(w io.Writer) (int64, error) // a consistent copy of sessions.db
+	Config    func() []string                  // the node's config files, absolute paths
+	ConfigDir string
+	Logger    *slog.Logger
+
+	Interval time.Duration // scheduled backups; 0: none
+	Keep     int           // scheduled backups kept; 0: all
+}
+
+// Manager makes, lists and schedules the backups of a running node.
+type Manager struct {
+	opts Options
+	log  *slog.Logger
+	mu   sync.Mutex // one backup at a time
+	smu  sync.Mutex
+	sch  ScheduleStatus
+}
+
+// New returns a Manager.
+func New(opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	m := &Manager{opts: opts, log: opts.Logger.With("component", "node-backup")}
+	m.sch.Interval = opts.Interval.String()
+	m.sch.Keep = opts.Keep
+	m.sch.Enabled = opts.Interval > 0
+	return m
+}
+
+// CreateRequest asks for one backup.
+type CreateRequest struct {
+	Name       string   `json:"name,omitempty"`       // in the backup dir; default roost-backup-<node>-<UTC time>.tar.zst[.age]
+	Recipients []string `json:"recipients,omitempty"` // age X25519 public keys
+	Passphrase string   `json:"passphrase,omitempty"`
+	scheduled  bool
+}
+
+// Info describes a backup file in the backup dir.
+type Info struct {
+	Name       string    `json:"name"`
+	Path       string    `json:"path,omitempty"`
+	Size       int64     `json:"size"`
+	ModifiedAt time.Time `json:"modified_at"`
+	Scheduled  bool      `json:"scheduled"`
+	Encrypted  bool      `json:"encrypted"`
+}
+
+// Result is what Create reports.
+type Result struct {
+	Info
+	Node       string         `json:"node"`
+	NodeID     string         `json:"node_id"`
+	ClusterID  string         `json:"cluster_id"`
+	RaftIndex  uint64         `json:"raft_index"`
+	RaftTerm   uint64         `json:"raft_term"`
+	Tables     map[string]int `json:"tables"`
+	Files      int            `json:"files"`
+	DurationMS int64          `json:"duration_ms"`
+	// ViewMS is how long the store's read view was held open (writers
+	// are not blocked by it, but cannot reuse pages meanwhile).
+	ViewMS int64 `json:"view_ms"`
+}
+
+const (
+	namePrefix  = "roost-backup-"
+	autoSuffix  = "-auto"
+	plainExt    = ".tar.zst"
+	agedExt     = ".tar.zst.age"
+	timeLayout  = "20060102T150405Z"
+	maxNameNode = 64
+)
+
+// IsBackupName reports whether a file of the backup dir is a node backup
+// (and not a data export).
+func IsBackupName(name string) bool {
+	return strings.HasSuffix(name, plainExt) || strings.HasSuffix(name, agedExt)
+}
+
+func isScheduledName(name string) bool {
+	return strings.HasPrefix(name, namePrefix) &&
+		(strings.HasSuffix(name, autoSuffix+plainExt) || strings.HasSuffix(name, autoSuffix+agedExt))
+}
+
+func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bool) string {
+	var safe strings.Builder
+	for _, r := range node {
+		if r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			safe.WriteRune(r)
+		} else {
+			safe.WriteByte('_')
+		}
+	}
+	n := safe.String()
+	if len(n) > maxNameNode {
+		n = n[:maxNameNode]
+	}
+	name := namePrefix + n + "-" + at.UTC().Format(timeLayout)
+	if scheduled {
+		name += autoSuffix
+	}
+	if encrypted {
+		return name + agedExt
+	}
+	return name + plainExt
+}
+
+func (m *Manager) path(name string) (string, error) {
+	if err := backup.CheckName(name); err != nil {
+		return "", err
+	}
+	if !IsBackupName(name) {
+		return "", fmt.Errorf("%w: backup name %q must end in %s (or %s when encrypted)", backup.ErrBadRequest, name, plainExt, agedExt)
+	}
+	return filepath.Join(m.opts.Dir, name), nil
+}
+
+// Create writes one backup of this node into the backup dir: written to
+// a hidden temp file and renamed into place when complete, so the dir
+// never shows a partial backup.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
+	if len(req.Recipients) > 0 && req.Passphrase != "" {
+		return nil, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
+	}
+	encrypted := len(req.Recipients) > 0 || req.Passphrase != ""
+	start := time.Now()
+	id := m.opts.Identity()
+	name := req.Name
+	if name == "" {
+		name = m.defaultName(id.Name, start, encrypted, req.scheduled)
+	}
+	if encrypted != strings.HasSuffix(name, agedExt) && IsBackupName(name) {
+		if encrypted {
+			return nil, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
+		}
+		return nil, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
+	}
+	path, err := m.path(name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+	}
+	if !m.mu.TryLock() {
+		return nil, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
+	}
+	defer m.mu.Unlock()
+	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	tmp, err := os.CreateTemp(m.opts.Dir, ".tmp-backup-*")
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	res, err := m.write(ctx, tmp, id, req)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil { // never replaces a file of that name
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+		}
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	os.Remove(tmp.Name())
+	done = true
+	if d, err := os.Open(m.opts.Dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	res.Info = Info{Name: name, Path: path, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name), Encrypted: encrypted}
+	res.DurationMS = time.Since(start).Milliseconds()
+	m.log.Info("node backup written", "file", path, "bytes", fi.Size(), "raft_index", res.RaftIndex,
+		"duration", time.Since(start).Round(time.Millisecond))
+	return res, nil
+}
+
+// write streams the archive into w: the store first (its read view is
+// taken first and released as soon as it is copied), then sessions, the
+// other data dir files and the config files.
+func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, req CreateRequest) (*Result, error) {
+	aw, err := archive.NewWriter(w, archive.WriteOptions{Recipients: req.Recipients, Passphrase: []byte(req.Passphrase)})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Result, error) {
+		aw.Close(archive.Manifest{}) // releases the encoder; the temp file is removed
+		return nil, err
+	}
+	viewStart := time.Now()
+	b, err := m.opts.Store.BeginBackup()
+	if err != nil {
+		return fail(err)
+	}
+	meta, tables := b.Meta, b.Tables
+	pr, wait := readerOf(b)
+	err = aw.AddFile(dataPrefix+store.StateFile, 0o600, b.Size(), time.Now(), pr)
+	pr.Close() // ends WriteTo early if AddFile failed
+	wait()
+	b.Close()
+	viewMS := time.Since(viewStart).Milliseconds()
+	if err != nil {
+		return fail(fmt.Errorf("store: %w", err))
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	if m.opts.Sessions != nil {
+		if err := m.addSessions(aw); err != nil {
+			return fail(err)
+		}
+	}
+	if err := m.addDataFiles(aw); err != nil {
+		return fail(err)
+	}
+	if m.opts.Config != nil {
+		for _, p := range m.opts.Config() {
+			if err := addFile(aw, configPrefix+strings.TrimPrefix(filepath.ToSlash(p), "/"), p); err != nil {
+				return fail(fmt.Errorf("config file %s: %w", p, err))
+			}
+		}
+	}
+	man := archive.Manifest{
+		Node: id.Name, NodeID: id.NodeID, ClusterID: id.ClusterID,
+		RoostVersion: m.opts.Version, CreatedAt: time.Now().UTC(), Tables: tables, ConfigDir: m.opts.ConfigDir,
+		Raft: archive.RaftState{Index: meta.Index, Term: meta.Term, ConfigurationIndex: meta.ConfigurationIndex,
+			CurrentTerm: meta.CurrentTerm, LastVoteTerm: meta.LastVoteTerm, LastVoteCand: meta.LastVoteCand},
+	}
+	for _, s := range meta.Servers {
+		man.Raft.Servers = append(man.Raft.Servers, archive.RaftServer{ID: s.ID, Address: s.Address, Suffrage: s.Suffrage})
+	}
+	if err := aw.Close(man); err != nil {
+		return nil, err
+	}
+	return &Result{Node: id.Name, NodeID: id.NodeID, ClusterID: id.ClusterID, RaftIndex: meta.Index, RaftTerm: meta.Term,
+		Tables: tables, Files: len(man.Files), ViewMS: viewMS}, nil
+}
+
+// readerOf turns a WriterTo into a Reader through a pipe, so the archive
+// writer can pull it like any file. wait returns once WriteTo has.
+func readerOf(wt io.WriterTo) (pr *io.PipeReader, wait func()) {
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, err := wt.WriteTo(pw)
+		pw.CloseWithError(err)
+	}()
+	return pr, func() { <-done }
+}
+
+// addSessions copies sessions.db through a temp file: its size must be
+// known before it goes into the archive.
+func (m *Manager) addSessions(aw *archive.Writer) error {
+	f, err := os.CreateTemp(m.opts.Dir, ".tmp-sessions-*")
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	defer func() { f.Close(); os.Remove(f.Name()) }()
+	n, err := m.opts.Sessions(f)
+	if err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("sessions: %w", err)
+	}
+	return aw.AddFile(dataPrefix+SessionsFile, 0o600, n, time.Now(), f)
+}
+
+// skipped are the data dir entries that are not copied as files: the
+// store and sessions (copied from consistent views above), the raft dir
+// (rebuilt on restore from the backup's raft facts), the backup dir, and
+// what belongs to the running process.
+func skipped(name string) bool {
+	switch name {
+	case store.StateFile, store.RaftDir, SessionsFile, LockFile, SocketName, config.BackupDirName:
+		return true
+	}
+	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".restore")
+}
+
+// addDataFiles adds the other regular files of the data dir (node.json,
+// cookie, initial-admin-password, …), in name order.
+func (m *Manager) addDataFiles(aw *archive.Writer) error {
+	ents, err := os.ReadDir(m.opts.DataDir)
+	if err != nil {
+		return fmt.Errorf("read data dir: %w", err)
+	}
+	names := []string{}
+	for _, e := range ents {
+		if e.Type().IsRegular() && !skipped(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := addFile(aw, dataPrefix+n, filepath.Join(m.opts.DataDir, n)); err != nil {
+			return fmt.Errorf("data dir file %s: %w", n, err)
+		}
+	}
+	return nil
+}
+
+func addFile(aw *archive.Writer, archivePath, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	return aw.AddFile(archivePath, fi.Mode().Perm(), fi.Size(), fi.ModTime(), f)
+}
+
+// List returns the backups of the backup dir, oldest first by name (the
+// default names sort by time).
+func (m *Manager) List() ([]Info, error) {
+	ents, err := os.ReadDir(m.opts.Dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return []Info{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", m.opts.Dir, err)
+	}
+	out := []Info{}
+	for _, e := range ents {
+		if !e.Type().IsRegular() || !IsBackupName(e.Name()) || backup.CheckName(e.Name()) != nil {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue
+		}
+		out = append(out, Info{Name: e.Name(), Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(),
+			Scheduled: isScheduledName(e.Name()), Encrypted: strings.HasSuffix(e.Name(), agedExt)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Open opens a backup of the backup dir for download.
+func (m *Manager) Open(name string) (*os.File, Info, error) {
+	path, err := m.path(name)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, Info{}, fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
+	}
+	if err != nil {
+		return nil, Info{}, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, Info{}, err
+	}
+	return f, Info{Name: name, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name),
+		Encrypted: strings.HasSuffix(name, agedExt)}, nil
+}
+
+// Delete removes a backup of the backup dir.
+func (m *Manager) Delete(name string) error {
+	path, err := m.path(name)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
+	} else if err != nil {
+		return err
+	}
+	return nil
+}

@@ -5,15 +5,11 @@
 # Nothing is enabled or started: see docs/install.md.
 set -e
 
-case "$1" in
-  configure|1|2) ;;
-  *) exit 0 ;;   # abort-upgrade, abort-remove, ...: nothing to do
-esac
-
 upgrade=false
 case "$1" in
-  configure) [ -n "${2:-}" ] && upgrade=true ;;
-  2) upgrade=true ;;
+  configure) [ -n "${2:-}" ] && upgrade=true ;;   # deb: $2 is the old version
+  [0-9]*) [ "$1" -gt 1 ] && upgrade=true ;;       # rpm: instances after this one
+  *) exit 0 ;;   # abort-upgrade, abort-remove, ...: nothing to do
 esac
 
 if [ ! -e /var/lib/roost ]; then

@@ -28,8 +28,10 @@ import (
 // until stop: it records when each message arrived.
 type loadRun struct {
 	pub, sub *v5Client
-	stopc    chan struct{}
-	wg       sync.WaitGroup
+	stopc    chan struct{} // stops the publisher
+	donec    chan struct{} // stops the subscriber's reader
+	pubWG    sync.WaitGroup
+	subWG    sync.WaitGroup
 	sent     atomic.Int64
 	pubErr   atomic.Value // error
 	mu       sync.Mutex
@@ -38,26 +40,27 @@ type loadRun struct {
 
 func startLoad(t *testing.T, addr, topic string) *loadRun {
 	t.Helper()
-	l := &loadRun{stopc: make(chan struct{})}
+	l := &loadRun{stopc: make(chan struct{}), donec: make(chan struct{})}
 	l.sub = mustV5(t, addr, mqttClientID("load-sub"), "", "")
 	l.sub.MustSubscribe(1, topic+"/#")
 	l.pub = mustV5(t, addr, mqttClientID("load-pub"), "", "")
-	l.wg.Add(2)
+	l.pubWG.Add(1)
+	l.subWG.Add(1)
 	go func() {
-		defer l.wg.Done()
+		defer l.subWG.Done()
 		for {
 			select {
 			case <-l.sub.msgs:
 				l.mu.Lock()
 				l.arrivals = append(l.arrivals, time.Now())
 				l.mu.Unlock()
-			case <-l.stopc:
+			case <-l.donec:
 				return
 			}
 		}
 	}()
 	go func() {
-		defer l.wg.Done()
+		defer l.pubWG.Done()
 		for i := 0; ; i++ {
 			select {
 			case <-l.stopc:
@@ -87,9 +90,16 @@ func (l *loadRun) received() []time.Time {
 	return slices.Clone(l.arrivals)
 }
 
-func (l *loadRun) stop() {
+// stopPublishing stops the publisher; the subscriber still counts what
+// arrives.
+func (l *loadRun) stopPublishing() {
 	close(l.stopc)
-	l.wg.Wait()
+	l.pubWG.Wait()
+}
+
+func (l *loadRun) stop() {
+	close(l.donec)
+	l.subWG.Wait()
 }
 
 // TestBackupUnderLoadRestoreAndCatchUp backs up node A of a 3-node
@@ -103,7 +113,15 @@ func (l *loadRun) stop() {
 func TestBackupUnderLoadRestoreAndCatchUp(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, 3, "ROOST_AUTHN__ENABLE=false")
-	a, b, c := nodes[0], nodes[1], nodes[2]
+	// A is a follower: its applied index is its own, not the leader's.
+	a := follower(t, nodes)
+	var others []*node
+	for _, n := range nodes {
+		if n != a {
+			others = append(others, n)
+		}
+	}
+	b, c := others[0], others[1]
 	dir := shortTempDir(t)
 
 	// Data: 20k users (so the backup takes a moment), ACL, a ban, retained.
@@ -139,7 +157,7 @@ func TestBackupUnderLoadRestoreAndCatchUp(t *testing.T) {
 	t1 := time.Now()
 	idxAfter, countsAfter := digestTables(a)
 	time.Sleep(300 * time.Millisecond)
-	load.stop()
+	load.stopPublishing()
 	t.Logf("backup of %s: %d bytes in %dms (read view %dms), ctl took %s; raft index %d",
 		res.Name, res.Size, res.DurationMS, res.ViewMS, t1.Sub(t0).Round(time.Millisecond), res.RaftIndex)
 
@@ -157,6 +175,7 @@ func TestBackupUnderLoadRestoreAndCatchUp(t *testing.T) {
 	mqttEventually(t, 10*time.Second, "every published message delivered", func() bool {
 		return int64(len(load.received())) >= load.sent.Load()
 	})
+	load.stop()
 	arr := load.received()
 	during, maxGap := 0, time.Duration(0)
 	var prev time.Time
@@ -186,14 +205,14 @@ func TestBackupUnderLoadRestoreAndCatchUp(t *testing.T) {
 	}
 
 	// The backup: A's, at the digest of that moment, and sound.
-	if res.NodeID != aID.NodeID || res.Node != "n1" || res.LocalFile == "" {
-		t.Errorf("backup create says node %s (%s), local file %q; want n1 (%s)", res.Node, res.NodeID, res.LocalFile, aID.NodeID)
+	if res.NodeID != aID.NodeID || res.Node != aID.Name || res.LocalFile == "" {
+		t.Errorf("backup create says node %s (%s), local file %q; want %s (%s)", res.Node, res.NodeID, res.LocalFile, aID.Name, aID.NodeID)
 	}
 	if out, errOut, err := roost(t, "backup", "verify", local); err != nil || !strings.Contains(out, "OK") {
 		t.Fatalf("roost backup verify: %v\n%s%s", err, out, errOut)
 	}
 	m := inspectBackup(t, local)
-	if m.NodeID != aID.NodeID || m.Node != "n1" || m.ClusterID != aID.ClusterID || m.Format != "roost-node-backup" {
+	if m.NodeID != aID.NodeID || m.Node != aID.Name || m.ClusterID != aID.ClusterID || m.Format != "roost-node-backup" {
 		t.Errorf("manifest: node %s (%s) cluster %s format %s", m.Node, m.NodeID, m.ClusterID, m.Format)
 	}
 	if m.Raft.Index != res.RaftIndex || m.Raft.Index < idxBefore || m.Raft.Index > idxAfter || len(m.Raft.Servers) != 3 {
@@ -212,7 +231,7 @@ func TestBackupUnderLoadRestoreAndCatchUp(t *testing.T) {
 
 	// The cluster moves on without A's backup.
 	for i := range 10 {
-		mustWrite(t, nodes[1+i%2], "users", "add", fmt.Sprintf("after-%d", i), "pw")
+		mustWrite(t, others[i%2], "users", "add", fmt.Sprintf("after-%d", i), "pw")
 	}
 	mustWrite(t, c, "banned", "del", "clientid", "evil-client")
 	if err := a.Stop(); err != nil {
@@ -296,6 +315,14 @@ func TestRestoreRefusesOtherNode(t *testing.T) {
 		if got := dirNames(t, parent); !slices.Equal(got, namesBefore) {
 			t.Fatalf("restore %v left entries beside the data dir: %v, before %v", extra, got, namesBefore)
 		}
+	}
+	// Without --data-dir, restore finds the data dir as roost start does
+	// (here: ROOST_NODE__DATA_DIR): bravo's, refused the same way.
+	if _, errOut, err := b.run("restore", res.Path); err == nil || !strings.Contains(errOut, b.DataDir) || !strings.Contains(errOut, `node "bravo"`) {
+		t.Errorf("restore without --data-dir: %v\n%s", err, errOut)
+	}
+	if got := dirListing(t, b.DataDir); got != before {
+		t.Fatalf("restore without --data-dir changed bravo's data dir")
 	}
 	if st, aside := leftovers(t, parent, base); len(st)+len(aside) != 0 {
 		t.Fatalf("leftovers: %v %v", st, aside)
@@ -686,6 +713,21 @@ func TestScheduledBackupsRetention(t *testing.T) {
 		t.Errorf("ctl status backups: %+v", st.Backups)
 	}
 
+	// -o FILE downloads (the summary is then a table); --name names it.
+	dlFile := filepath.Join(shortTempDir(t), "named.tar.zst")
+	out := n.mustCtl("backup", "create", "--name", "named.tar.zst", "-o", dlFile)
+	if !strings.Contains(out, "downloaded to:") || fileSHA256(t, dlFile) != fileSHA256(t, filepath.Join(backupDir, "named.tar.zst")) {
+		t.Errorf("backup create -o FILE:\n%s", out)
+	}
+	for _, bad := range []string{"named.json", "../named2.tar.zst", "named.tar.zst.age"} {
+		if errOut := ctlFails(t, n, "backup", "create", "--name", bad); errOut == "" {
+			t.Errorf("--name %s: no message", bad)
+		}
+	}
+	if errOut := ctlFails(t, n, "backup", "create", "--name", "named.tar.zst"); !strings.Contains(errOut, "already") {
+		t.Errorf("--name of an existing backup: %s", errOut)
+	}
+
 	// REST: a viewer admin may not; the administrator may.
 	hash, err := bcrypt.GenerateFromPassword([]byte("viewer-pw"), bcrypt.MinCost)
 	if err != nil {
@@ -808,6 +850,21 @@ func TestBackupCreateReportsFileCount(t *testing.T) {
 	}
 }
 
+// TestBackupCreateTwiceInOneSecond makes two backups in a row with the
+// default name, as a script would: both must be made (the default name
+// has a one-second resolution).
+func TestBackupCreateTwiceInOneSecond(t *testing.T) {
+	t.Parallel()
+	n := newClusterNode(t, "twice-create")
+	n.Start()
+	time.Sleep(time.Until(time.Now().Truncate(time.Second).Add(time.Second + 10*time.Millisecond)))
+	first := createBackup(t, n)
+	out, errOut, err := n.ctl("backup", "create", "-o", "json")
+	if err != nil {
+		t.Errorf("second backup right after %s: %v\n%s%s", first.Name, err, out, errOut)
+	}
+}
+
 // TestRestoreTwiceInOneSecond restores a node twice in a row (an
 // operator retrying, or restoring the wrong backup then the right one):
 // the second restore must succeed too, or fail leaving the data dir as
@@ -866,4 +923,141 @@ func joinRetry(t *testing.T, n, to *node, size int) {
 		t.Fatalf("cluster join: %v\n%s\nlog of %s:\n%s\nlog of joiner:\n%s", err, errOut, to.Cluster, to.Logs(), n.Logs())
 	}
 	mqttEventually(t, 20*time.Second, fmt.Sprintf("%d members", size), func() bool { return len(clusterStatus(to)) == size })
+}
+
+// TestRestoreCatchUpFromSnapshot restores a follower from a backup whose
+// raft index the cluster has since compacted away: the restored node
+// cannot replay the log and must install the leader's snapshot over the
+// one restore made.
+func TestRestoreCatchUpFromSnapshot(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3, "ROOST_CLUSTER__SNAPSHOT_THRESHOLD=16", "ROOST_CLUSTER__SNAPSHOT_INTERVAL=200ms", "ROOST_CLUSTER__TRAILING_LOGS=4")
+	a := follower(t, nodes)
+	var others []*node
+	for _, n := range nodes {
+		if n != a {
+			others = append(others, n)
+		}
+	}
+	for i := range 5 {
+		mustWrite(t, others[i%2], "users", "add", fmt.Sprintf("before-%d", i), "pw")
+	}
+	waitConverged(t, nodes)
+	file := filepath.Join(shortTempDir(t), "a.tar.zst")
+	createBackup(t, a, "--file", file)
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 60 {
+		mustWrite(t, others[i%2], "users", "add", fmt.Sprintf("after-%d", i), "pw")
+	}
+	mustWrite(t, others[0], "users", "del", "before-0")
+	waitConverged(t, others)
+	if err := os.RemoveAll(a.DataDir); err != nil {
+		t.Fatal(err)
+	}
+	restoreBackup(t, file, a.DataDir)
+	a.Start()
+	waitConverged(t, nodes)
+	waitClusterHealthy(t, nodes, 3)
+	if got := tableCount(a, "users"); got != 64 {
+		t.Errorf("restored node has %d users, want 64", got)
+	}
+	if !strings.Contains(a.Logs(), "Installed remote snapshot") {
+		t.Errorf("the restored node did not catch up from a snapshot:\n%s", a.Logs())
+	}
+	// And it serves writes through the cluster like any member.
+	mustWrite(t, a, "users", "add", "via-restored", "pw")
+	waitConverged(t, nodes)
+}
+
+// TestRestoreSymlinkedDataDir restores a node whose data dir is a
+// symlink to a volume (/var/lib/roost -> /mnt/data/roost, say): the
+// restored data must land on the volume, behind the same symlink, not in
+// a new directory beside the symlink.
+func TestRestoreSymlinkedDataDir(t *testing.T) {
+	t.Parallel()
+	n := newClusterNode(t, "linked")
+	root := filepath.Dir(n.DataDir)
+	volume := filepath.Join(root, "vol", "data")
+	if err := os.MkdirAll(filepath.Dir(volume), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(volume, n.DataDir); err != nil { // the data dir is created through the link
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(volume, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	n.Start()
+	n.mustCtl("users", "add", "u", "pw")
+	res := createBackup(t, n)
+	n.mustCtl("users", "add", "after", "pw")
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restoreBackup(t, res.Path, n.DataDir)
+	fi, err := os.Lstat(n.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode()&os.ModeSymlink == 0 {
+		t.Errorf("the data dir symlink %s was replaced by a directory: the restored data is no longer on the volume %s (left: %v)",
+			n.DataDir, volume, dirNames(t, root))
+	} else if target, _ := os.Readlink(n.DataDir); target != volume {
+		t.Errorf("the data dir symlink points to %s, want %s", target, volume)
+	}
+	m := inspectBackup(t, res.Path)
+	if got := fileSHA256(t, filepath.Join(volume, "store.db")); got != m.fileSHA("data/store.db") {
+		t.Errorf("the volume %s does not hold the restored store", volume)
+	}
+	n.Start()
+	if got := tableCount(n, "users"); got != 1 {
+		t.Errorf("users after restore: %d, want 1", got)
+	}
+}
+
+// TestForceNewClusterOldPeersAlive restores a node with
+// --force-new-cluster while the rest of its old cluster still runs (the
+// operator was wrong that every other node was lost). The node is a new
+// cluster (new cluster id): it must stay the leader of its own one-voter
+// cluster with its own data, and the old cluster must not count it as a
+// healthy member of theirs.
+func TestForceNewClusterOldPeersAlive(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, 3)
+	a := follower(t, nodes)
+	var others []*node
+	for _, n := range nodes {
+		if n != a {
+			others = append(others, n)
+		}
+	}
+	mustWrite(t, others[0], "users", "add", "u0", "pw")
+	waitConverged(t, nodes)
+	file := filepath.Join(shortTempDir(t), "a.tar.zst")
+	createBackup(t, a, "--file", file)
+	if err := a.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		mustWrite(t, others[0], "users", "add", fmt.Sprintf("old-%d", i), "pw")
+	}
+	rep := restoreBackup(t, file, a.DataDir, "--force-new-cluster")
+	a.Start()
+	mustWrite(t, a, "users", "add", "new-only", "pw")
+	time.Sleep(3 * time.Second) // heartbeats of the old leader have reached A many times
+	st := parseStatus(t, a.mustCtl("status", "-o", "json"))
+	if st.Raft.State != "Leader" || st.Raft.Voters != 1 || st.ClusterID != rep.ClusterID {
+		t.Errorf("the new cluster's node: raft %s with %d voters, cluster %s (want Leader, 1 voter, %s): it was taken over by its old cluster",
+			st.Raft.State, st.Raft.Voters, st.ClusterID, rep.ClusterID)
+	}
+	if got := tableCount(a, "users"); got != 2 {
+		t.Errorf("the new cluster's node has %d users, want 2 (u0, new-only)", got)
+	}
+	for _, m := range clusterStatus(others[0]) {
+		if m.NodeID == rep.NodeID && m.Healthy {
+			t.Errorf("the old cluster counts the node of the new cluster as a healthy member: %+v", m)
+		}
+	}
 }

@@ -173,16 +173,20 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 	}
 	var current *config.Identity
 	if exists {
-		// The node must be stopped: hold its lock for the whole restore.
-		fl := flock.New(filepath.Join(dataDir, LockFile), flock.SetPermissions(0o600))
-		ok, err := fl.TryLock()
-		if err != nil {
-			return nil, fmt.Errorf("lock data dir %s: %w", dataDir, err)
+		// The node must be stopped: hold its lock for the whole restore
+		// (a node creates the lock file when it first starts; without one
+		// none ever ran here, and creating it would change the dir).
+		if lockPath := filepath.Join(dataDir, LockFile); fileExists(lockPath) {
+			fl := flock.New(lockPath)
+			ok, err := fl.TryLock()
+			if err != nil {
+				return nil, fmt.Errorf("lock data dir %s: %w", dataDir, err)
+			}
+			if !ok {
+				return nil, fmt.Errorf("data dir %s is in use by a running roost: stop the node first (restore runs on a stopped node)", dataDir)
+			}
+			defer fl.Unlock()
 		}
-		if !ok {
-			return nil, fmt.Errorf("data dir %s is in use by a running roost: stop the node first (restore runs on a stopped node)", dataDir)
-		}
-		defer fl.Unlock()
 		if id, err := config.ReadIdentity(dataDir); err == nil {
 			current = &id
 		} else if !errors.Is(err, os.ErrNotExist) {

@@ -314,6 +314,14 @@ func TestAddFileRefusals(t *testing.T) {
 	if err := w.AddFile("data/b", 0o600, 2, now, strings.NewReader("bb")); err != nil {
 		t.Fatal(err)
 	}
+	// Times tar's plain header cannot hold are fine too.
+	if err := w.AddFile("data/zero-time", 0o600, 1, time.Time{}, strings.NewReader("z")); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("d/", 80) + "long-name-needs-pax"
+	if err := w.AddFile(long, 0o600, 1, now, strings.NewReader("l")); err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(sampleManifest()); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +329,7 @@ func TestAddFileRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != 2 || m.Files[0].Path != "data/a" || m.Files[1].Path != "data/b" {
+	if len(m.Files) != 4 || m.Files[0].Path != "data/a" || m.Files[1].Path != "data/b" || m.Files[3].Path != long {
 		t.Fatalf("files %+v", m.Files)
 	}
 }

@@ -113,6 +113,7 @@ func NewWriter(dst io.Writer, opts WriteOptions) (*Writer, error) {
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(conc),
 		zstd.WithEncoderCRC(true), // the default, but readers rely on it
+		zstd.WithConcurrentBlocks(conc > 1),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("archive: starting zstd: %w", err)

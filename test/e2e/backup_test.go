@@ -381,6 +381,22 @@ func TestBackupBadFiles(t *testing.T) {
 		t.Errorf("inspect of the X25519 backup: node %s users %d", m.NodeID, m.Tables["users"])
 	}
 
+	// extract unpacks every file as the manifest lists it; it refuses a
+	// non-empty target, and a damaged backup leaves nothing behind.
+	mPlain := inspectBackup(t, plain)
+	exDir := filepath.Join(dir, "extracted")
+	if out, errOut, err := roost(t, "backup", "extract", plain, exDir); err != nil {
+		t.Fatalf("extract: %v\n%s%s", err, out, errOut)
+	}
+	for _, f := range mPlain.Files {
+		if got := fileSHA256(t, filepath.Join(exDir, filepath.FromSlash(f.Path))); got != f.SHA256 {
+			t.Errorf("extracted %s: sha256 %s, manifest %s", f.Path, got, f.SHA256)
+		}
+	}
+	if _, errOut, err := roost(t, "backup", "extract", plain, exDir); err == nil || !strings.Contains(errOut, "not empty") {
+		t.Errorf("extract into a non-empty dir: %v %s", err, errOut)
+	}
+
 	good, err := os.ReadFile(plain)
 	if err != nil {
 		t.Fatal(err)
@@ -434,18 +450,34 @@ func TestBackupBadFiles(t *testing.T) {
 			t.Errorf("%s: restore does not say the data dir is unchanged:\n%s", name, errOut)
 		}
 	}
+	// verify, inspect and extract only read the backup: run them side by
+	// side (a few at a time: a passphrase costs 256 MiB of scrypt).
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 6)
 	for _, c := range cases {
-		// verify and inspect only read: run them side by side; then the
-		// restore, and the data dir must be as it was.
-		var wg sync.WaitGroup
-		for _, sub := range []string{"verify", "inspect"} {
+		exTo := filepath.Join(dir, "x-"+strings.NewReplacer(" ", "-", ",", "").Replace(c.name))
+		for _, cmd := range [][]string{
+			append([]string{"backup", "verify"}, c.args...),
+			append([]string{"backup", "inspect"}, c.args...),
+			append([]string{"backup", "extract", c.args[0], exTo}, c.args[1:]...),
+		} {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				check(c.name, c.want, append([]string{"backup", sub}, c.args...))
+				sem <- struct{}{}
+				defer func() { <-sem }()
+				check(c.name, c.want, cmd)
+				if cmd[1] == "extract" {
+					if _, err := os.Lstat(exTo); !os.IsNotExist(err) {
+						t.Errorf("%s: the failed extract left %s behind: %v", c.name, exTo, err)
+					}
+				}
 			}()
 		}
-		wg.Wait()
+	}
+	wg.Wait()
+	// Then each restore: refused, and the data dir is as it was.
+	for _, c := range cases {
 		check(c.name, c.want, append([]string{"restore", "--data-dir", n.DataDir}, c.args...))
 		if got := dirListing(t, n.DataDir); got != before {
 			t.Fatalf("%s: the refused restore changed the data dir:\nbefore:\n%s\nafter:\n%s", c.name, before, got)
@@ -820,6 +852,10 @@ func TestScheduledBackupsRetention(t *testing.T) {
 	if errOut := ctlFails(t, n, "backup", "delete", "../node.json"); errOut == "" {
 		t.Errorf("ctl backup delete ../node.json: no error message")
 	}
+	n.mustCtl("backup", "delete", "named.tar.zst")
+	if _, err := os.Stat(filepath.Join(backupDir, "named.tar.zst")); !os.IsNotExist(err) {
+		t.Errorf("ctl backup delete: still on disk: %v", err)
+	}
 
 	// DELETE removes.
 	if r := doAPI(t, n.API, apiCall{Method: "DELETE", Path: dl, Bearer: admin}); r.Status != 204 {
@@ -1059,5 +1095,87 @@ func TestForceNewClusterOldPeersAlive(t *testing.T) {
 		if m.NodeID == rep.NodeID && m.Healthy {
 			t.Errorf("the old cluster counts the node of the new cluster as a healthy member: %+v", m)
 		}
+	}
+}
+
+// TestRestoreBringsBackSessions: a persistent session (its subscription
+// and the QoS 1 messages queued for it) is part of a node backup. After
+// the backup the client drains and ends its session; restored, the node
+// has the session of the backup again.
+func TestRestoreBringsBackSessions(t *testing.T) {
+	t.Parallel()
+	n := newClusterNode(t, "sess", "ROOST_AUTHN__ENABLE=false")
+	n.Start()
+	id := mqttClientID("persist")
+	o := v5Options{ClientID: id, CleanStart: true, SessionExpiry: 3600}
+	c, _, err := dialV5(t, n.MQTT, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.MustSubscribe(1, "q/#")
+	c.Disconnect()
+	pub := mustV5(t, n.MQTT, mqttClientID("pub"), "", "")
+	for i := range 3 {
+		pub.MustPublish(fmt.Sprintf("q/%d", i), 1, false, []byte(fmt.Sprint(i)))
+	}
+	res := createBackup(t, n)
+
+	// After the backup: the client takes its messages and ends its session.
+	o.CleanStart = false
+	c, ca, err := dialV5(t, n.MQTT, o)
+	if err != nil || !ca.SessionPresent {
+		t.Fatalf("reconnect: %v, session present %v", err, ca != nil && ca.SessionPresent)
+	}
+	c.Expect(3)
+	c.Disconnect()
+	o.CleanStart, o.SessionExpiry = true, 0
+	c, _, err = dialV5(t, n.MQTT, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Disconnect()
+	pub.Disconnect()
+	if err := n.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	restoreBackup(t, res.Path, n.DataDir)
+	n.Start()
+	o.CleanStart, o.SessionExpiry = false, 3600
+	c, ca, err = dialV5(t, n.MQTT, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ca.SessionPresent {
+		t.Fatal("the restored node has no session for the client: sessions.db of the backup not restored")
+	}
+	got := c.Expect(3)
+	for i, m := range got {
+		if m.Topic != fmt.Sprintf("q/%d", i) {
+			t.Errorf("queued message %d: %s", i, m.Topic)
+		}
+	}
+	pub = mustV5(t, n.MQTT, mqttClientID("pub2"), "", "")
+	pub.MustPublish("q/live", 1, false, []byte("live"))
+	if m := c.Expect(1)[0]; m.Topic != "q/live" {
+		t.Errorf("the restored subscription: got %s", m.Topic)
+	}
+}
+
+// TestBackupCreateBadRecipient: a recipient that is not an age public
+// key is the caller's mistake: 400 naming it, not a 500 internal error.
+func TestBackupCreateBadRecipient(t *testing.T) {
+	t.Parallel()
+	n := newClusterNode(t, "recip")
+	n.Start()
+	var key struct{ Name, Secret string }
+	json.Unmarshal([]byte(n.mustCtl("apikeys", "create", "k", "--output", "json")), &key)
+	r := doAPI(t, n.API, apiCall{Method: "POST", Path: "/api/v1/backups", Body: `{"recipients":["not-an-age-key"]}`,
+		BasicUser: key.Name, BasicPass: key.Secret})
+	wantAPIError(t, "POST /api/v1/backups with a bad recipient", r, 400, "BAD_REQUEST", "not-an-age-key")
+	if errOut := ctlFails(t, n, "backup", "create", "--encrypt-to", "not-an-age-key"); strings.Contains(errOut, "internal error") {
+		t.Errorf("ctl backup create --encrypt-to not-an-age-key: %s", errOut)
+	}
+	if files := dirNames(t, filepath.Join(n.DataDir, "backup")); len(files) != 0 {
+		t.Errorf("backup dir after refused creates: %v", files)
 	}
 }

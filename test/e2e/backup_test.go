@@ -1179,3 +1179,53 @@ func TestBackupCreateBadRecipient(t *testing.T) {
 		t.Errorf("backup dir after refused creates: %v", files)
 	}
 }
+
+// TestBackupNodeKilledMidBackup kills the node (-9) while it writes a
+// backup: no partial backup is ever listed, and the partial temp file is
+// cleaned up (at the latest by the next backup) instead of filling the
+// disk crash after crash.
+func TestBackupNodeKilledMidBackup(t *testing.T) {
+	t.Parallel()
+	n := newClusterNode(t, "midkill")
+	n.Start()
+	n.mustCtl("data", "import", writeUsersExport(t, shortTempDir(t), "m", 50000))
+	backupDir := filepath.Join(n.DataDir, "backup")
+	temps := func() []string {
+		var out []string
+		for _, name := range dirNames(t, backupDir) {
+			if strings.HasPrefix(name, ".tmp-") {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	cmd := exec.Command(roostBin, "ctl", "backup", "create")
+	cmd.Env = n.env()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(temps()) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no backup temp file seen")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	n.Kill()
+	cmd.Wait()
+	left := temps()
+	n.Start()
+	var l backupList
+	mqttCtlJSON(n, &l, "backup", "list")
+	for _, b := range l.Backups {
+		if strings.HasPrefix(b.Name, "roost-backup-") {
+			if out, errOut, err := roost(t, "backup", "verify", filepath.Join(backupDir, b.Name)); err != nil {
+				t.Errorf("a partial backup is listed: %s: %v\n%s%s", b.Name, err, out, errOut)
+			}
+		}
+	}
+	createBackup(t, n)
+	if now := temps(); len(now) != 0 {
+		t.Errorf("the temp file(s) of the backup killed mid-way are still in the backup dir after a restart and a new backup: %v (left by the kill: %v)", now, left)
+	}
+}

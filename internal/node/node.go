@@ -194,6 +194,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Config: func() []string { return configFiles(loaded) }, ConfigDir: configDir(loaded),
 		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
 	})
+	backups.RemoveStale()
 	srv.RegisterBackups(backups)
 	go backups.RunSchedule(ctx)
 	go func() {

@@ -9,6 +9,7 @@ package nodebackup
 import (
 	"context"
 	"errors"
+	"filippo.io/age"
 	"fmt"
 	"io"
 	"log/slog"
@@ -169,6 +170,11 @@ func (m *Manager) path(name string) (string, error) {
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
 	if len(req.Recipients) > 0 && req.Passphrase != "" {
 		return nil, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
+	}
+	for _, r := range req.Recipients {
+		if _, err := age.ParseX25519Recipient(r); err != nil {
+			return nil, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
+		}
 	}
 	encrypted := len(req.Recipients) > 0 || req.Passphrase != ""
 	start := time.Now()
@@ -378,6 +384,20 @@ func addFile(aw *archive.Writer, archivePath, path string) error {
 		return err
 	}
 	return aw.AddFile(archivePath, fi.Mode().Perm(), fi.Size(), fi.ModTime(), f)
+}
+
+// RemoveStale removes the temp files of backups that were being written
+// when the node stopped (only the node writes its backup dir: at start,
+// every one is stale).
+func (m *Manager) RemoveStale() {
+	ents, _ := os.ReadDir(m.opts.Dir)
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".tmp-backup-") || strings.HasPrefix(e.Name(), ".tmp-sessions-") {
+			if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
+				m.log.Info("removed the temp file of an unfinished backup", "file", e.Name())
+			}
+		}
+	}
 }
 
 // List returns the backups of the backup dir, oldest first by name (the

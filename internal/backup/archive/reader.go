@@ -24,7 +24,7 @@ const (
 	// hold in memory; a real manifest is a few KiB.
 	maxManifestSize = 64 << 20
 	// maxZstdWindow bounds the decoder's memory for hostile input; the
-	// writer's window (level 3) is 8 MiB.
+	// writer's window is 2 MiB.
 	maxZstdWindow = 128 << 20
 )
 

@@ -31,6 +31,9 @@ type WriteOptions struct {
 	// Passphrase encrypts the backup with age's scrypt instead.
 	Passphrase []byte
 	// Concurrency is the zstd encoder concurrency; 0 means GOMAXPROCS.
+	// Each unit compresses its own 8 MiB sections and costs about 35 MiB
+	// of memory; 1 needs less than 10 MiB and leaves a busy broker the
+	// most CPU, at half the speed of 2.
 	Concurrency int
 
 	// scryptLogN overrides age's scrypt work factor (2^18), for tests
@@ -113,7 +116,15 @@ func NewWriter(dst io.Writer, opts WriteOptions) (*Writer, error) {
 		zstd.WithEncoderLevel(zstd.SpeedDefault),
 		zstd.WithEncoderConcurrency(conc),
 		zstd.WithEncoderCRC(true), // the default, but readers rely on it
+		// Without it a stream is compressed on one goroutine (the other
+		// only fills blocks), up to 1.7x slower than tar | zstd -3. With
+		// it, sections of 4 windows are compressed side by side; still
+		// one frame, and the same ratio.
 		zstd.WithConcurrentBlocks(conc > 1),
+		// zstd -3's own window (its default is 8 MiB here): the same
+		// ratio on database files, and a quarter of the memory, as
+		// sections are 4 windows and several are in flight per unit.
+		zstd.WithWindowSize(2<<20),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("archive: starting zstd: %w", err)

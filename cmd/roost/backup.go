@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -264,6 +265,10 @@ backup's data; empty nodes can then join it.`,
 			}
 			defer f.Close()
 			rep, err := nodebackup.Restore(f, nodebackup.RestoreOptions{DataDir: dataDir, Read: ro, ForceNewCluster: force})
+			var after *nodebackup.AfterSwapError
+			if errors.As(err, &after) {
+				return fmt.Errorf("restore of %s into %s: %w", args[0], dataDir, err)
+			}
 			if err != nil {
 				return fmt.Errorf("restore of %s refused or failed, data dir %s unchanged: %w", args[0], dataDir, err)
 			}

@@ -256,3 +256,32 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 		t.Fatalf("after retention: %v, want %v", got, want)
 	}
 }
+
+// A restore killed between the swap and the move aside leaves the
+// previous data dir in its staging dir: the next restore keeps it (as
+// .pre-restore-…), while an unfinished extraction is just removed.
+func TestRemoveStaleKeepsASwappedOutDataDir(t *testing.T) {
+	parent := t.TempDir()
+	swappedOut := filepath.Join(parent, ".data.restoring-A")
+	partial := filepath.Join(parent, ".data.restoring-B")
+	unswapped := filepath.Join(parent, ".data.restoring-C")
+	for _, d := range []string{swappedOut, partial, unswapped} {
+		os.MkdirAll(filepath.Join(d, "data"), 0o700)
+		os.WriteFile(filepath.Join(d, "data", config.IdentityFile), []byte("{}"), 0o600)
+	}
+	os.WriteFile(swappedOut+swappingSuffix, nil, 0o600)
+	os.WriteFile(unswapped+swappingSuffix, nil, 0o600)
+	os.WriteFile(filepath.Join(unswapped, "data", restoreMarker), nil, 0o600)
+	removeStale(parent, "data")
+	ents, _ := os.ReadDir(parent)
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "data.pre-restore-A" {
+		t.Fatalf("after removeStale: %v, want only data.pre-restore-A", names)
+	}
+	if _, err := os.Stat(filepath.Join(parent, "data.pre-restore-A", config.IdentityFile)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -161,6 +161,11 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 		return nil, err
 	}
 	dataDir = filepath.Clean(dataDir)
+	// A symlinked data dir (to a volume, say) is restored where it points:
+	// swapping the link itself would put the data beside it.
+	if real, err := filepath.EvalSymlinks(dataDir); err == nil {
+		dataDir = real
+	}
 	parent, base := filepath.Dir(dataDir), filepath.Base(dataDir)
 	exists := false
 	if fi, err := os.Stat(dataDir); err == nil {
@@ -198,8 +203,13 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 	removeStale(parent, base)
 
 	stamp := opts.Now().UTC().Format(timeLayout)
-	staging := filepath.Join(parent, "."+base+".restoring-"+stamp)
-	defer os.RemoveAll(staging)
+	staging := unique(filepath.Join(parent, "."+base+".restoring-"+stamp))
+	swapped := false
+	defer func() {
+		if !swapped { // after the swap, staging may hold the previous data dir
+			os.RemoveAll(staging)
+		}
+	}()
 	m, err := archive.Extract(src, opts.Read, staging)
 	if err != nil {
 		return nil, err
@@ -258,7 +268,29 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 	if err := os.Chmod(newData, 0o700); err != nil {
 		return nil, err
 	}
+	// Marks the restored dir until it is in place: a staging dir whose
+	// data/ lacks it holds a previous data dir (see removeStale).
+	if err := os.WriteFile(filepath.Join(newData, restoreMarker), nil, 0o600); err != nil {
+		return nil, err
+	}
+	if err := syncPath(newData); err != nil {
+		return nil, err
+	}
 	if err := syncPath(staging); err != nil {
+		return nil, err
+	}
+	// From here the staging dir may come to hold the previous data dir:
+	// say so beside it, for removeStale.
+	intent := staging + swappingSuffix
+	if err := os.WriteFile(intent, nil, 0o600); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !swapped || !fileExists(filepath.Join(staging, "data")) {
+			os.Remove(intent)
+		}
+	}()
+	if err := syncPath(parent); err != nil {
 		return nil, err
 	}
 
@@ -267,15 +299,17 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 			return nil, fmt.Errorf("put the restored data dir in place: %w", err)
 		}
 	} else {
-		aside := filepath.Join(parent, base+".pre-restore-"+stamp)
 		if err := swapDirs(newData, dataDir); err != nil {
 			return nil, err
 		}
+		swapped = true
 		// newData is now the previous data dir: keep it aside, with the
 		// backups it held moved to the restored one.
+		aside := unique(filepath.Join(parent, base+".pre-restore-"+stamp))
 		if err := os.Rename(newData, aside); err != nil {
-			return nil, fmt.Errorf("the restored data dir is in place, but moving the previous one (%s) aside failed: %w", newData, err)
+			return nil, &AfterSwapError{fmt.Errorf("moving the previous data dir (now %s) aside failed: %w", newData, err)}
 		}
+		os.Remove(staging)
 		rep.MovedAside = aside
 		oldBackups := filepath.Join(aside, config.BackupDirName)
 		if fileExists(oldBackups) {
@@ -283,6 +317,7 @@ func Restore(src io.Reader, opts RestoreOptions) (*RestoreReport, error) {
 		}
 		os.Remove(filepath.Join(aside, LockFile))
 	}
+	os.Remove(filepath.Join(dataDir, restoreMarker))
 	if err := syncPath(parent); err != nil {
 		return nil, err
 	}
@@ -313,14 +348,55 @@ func swapDirs(newDir, dataDir string) error {
 	return os.Rename(tmp, newDir)
 }
 
-// removeStale removes staging dirs a killed restore of this data dir
-// left behind.
+// restoreMarker is in a restored data dir until it is swapped in; a
+// file named after the staging dir with swappingSuffix exists while the
+// swap may have happened.
+const (
+	restoreMarker  = ".restore-incomplete"
+	swappingSuffix = ".swapping"
+)
+
+// AfterSwapError is a failure after the restored data dir was put in
+// place: the restore happened, but something after it did not.
+type AfterSwapError struct{ Err error }
+
+func (e *AfterSwapError) Error() string {
+	return "the restored data dir is in place, but " + e.Err.Error()
+}
+func (e *AfterSwapError) Unwrap() error { return e.Err }
+
+// unique returns path, or path-2, path-3… when it exists.
+func unique(path string) string {
+	p := path
+	for i := 2; fileExists(p); i++ {
+		p = fmt.Sprintf("%s-%d", path, i)
+	}
+	return p
+}
+
+// removeStale clears what a killed restore of this data dir left: a
+// staging dir is removed, unless its data/ is a previous data dir (swapped
+// out, not yet moved aside), which is moved aside instead.
 func removeStale(parent, base string) {
 	ents, _ := os.ReadDir(parent)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), "."+base+".restoring-") {
-			os.RemoveAll(filepath.Join(parent, e.Name()))
+		if !strings.HasPrefix(e.Name(), "."+base+".restoring-") || strings.HasSuffix(e.Name(), swappingSuffix) {
+			continue
 		}
+		staging := filepath.Join(parent, e.Name())
+		data := filepath.Join(staging, strings.TrimSuffix(dataPrefix, "/"))
+		intent := staging + swappingSuffix
+		// Without the intent file the swap never began: staging holds a
+		// partial or unused restore. With it, data/ without the marker is
+		// the previous data dir.
+		if fileExists(intent) && fileExists(data) && !fileExists(filepath.Join(data, restoreMarker)) {
+			stamp := strings.TrimPrefix(e.Name(), "."+base+".restoring-")
+			if os.Rename(data, unique(filepath.Join(parent, base+".pre-restore-"+stamp))) != nil {
+				continue // keep it rather than lose it
+			}
+		}
+		os.RemoveAll(staging)
+		os.Remove(intent)
 	}
 }
 

@@ -52,12 +52,20 @@ func (k *keyFlags) options() (archive.ReadOptions, error) {
 	return ro, nil
 }
 
-func openBackup(path string) (*os.File, error) {
+// open checks the output format and the key flags, then opens the backup.
+func (k *keyFlags) open(path, output string) (*os.File, archive.ReadOptions, error) {
+	if err := checkOutput(output); err != nil {
+		return nil, archive.ReadOptions{}, err
+	}
+	ro, err := k.options()
+	if err != nil {
+		return nil, ro, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		return nil, ro, fmt.Errorf("backup: %w", err)
 	}
-	return f, nil
+	return f, ro, nil
 }
 
 func checkOutput(o string) error {
@@ -128,14 +136,7 @@ func newBackupInspectCmd() *cobra.Command {
 so the whole file is read (and every file's sha256 checked on the way).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			ro, err := keys.options()
-			if err != nil {
-				return err
-			}
-			f, err := openBackup(args[0])
+			f, ro, err := keys.open(args[0], output)
 			if err != nil {
 				return err
 			}
@@ -163,14 +164,7 @@ func newBackupVerifyCmd() *cobra.Command {
 		Short: "Check every file of a backup and that its store snapshot opens; non-zero exit names the first bad file",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			ro, err := keys.options()
-			if err != nil {
-				return err
-			}
-			f, err := openBackup(args[0])
+			f, ro, err := keys.open(args[0], output)
 			if err != nil {
 				return err
 			}
@@ -206,11 +200,7 @@ config files under their absolute paths. Use it to look at or recover single
 files (a config file, say); "roost restore" is the way to restore a node.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ro, err := keys.options()
-			if err != nil {
-				return err
-			}
-			f, err := openBackup(args[0])
+			f, ro, err := keys.open(args[0], "table")
 			if err != nil {
 				return err
 			}
@@ -247,23 +237,16 @@ the node comes back as a new one-voter cluster (new cluster id) holding the
 backup's data; empty nodes can then join it.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			ro, err := keys.options()
+			f, ro, err := keys.open(args[0], output)
 			if err != nil {
 				return err
 			}
+			defer f.Close()
 			if dataDir == "" {
 				if dataDir, err = resolveDataDir(); err != nil {
 					return err
 				}
 			}
-			f, err := openBackup(args[0])
-			if err != nil {
-				return err
-			}
-			defer f.Close()
 			rep, err := nodebackup.Restore(f, nodebackup.RestoreOptions{DataDir: dataDir, Read: ro, ForceNewCluster: force})
 			var after *nodebackup.AfterSwapError
 			if errors.As(err, &after) {

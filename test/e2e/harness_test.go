@@ -39,15 +39,26 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that was free a moment ago.
+// handedOut are the ports freePort returned in this test process: the
+// kernel may offer a just-released port again, and two listeners of one
+// node (or two nodes) must not get the same one.
+var handedOut sync.Map
+
+// freePort returns a loopback port that was free a moment ago and that it
+// has not returned before.
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, taken := handedOut.LoadOrStore(port, true); !taken {
+			return port
+		}
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // shortTempDir makes a temp dir with a short path: the node's unix socket

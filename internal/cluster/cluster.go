@@ -98,7 +98,7 @@ func (c *Cluster) ForwardApply(ctx context.Context, ops []store.Op) (*store.Resu
 			return nil, store.ErrLeaderIsLocal
 		} else {
 			var reply ApplyReply
-			err := c.clients.call(ctx, addr, "Apply", ApplyArgs{Ops: ops}, &reply)
+			err := c.clients.call(ctx, addr, "Apply", ApplyArgs{ClusterID: c.opts.ClusterID(), Ops: ops}, &reply)
 			if err == nil {
 				return &store.Result{Index: reply.Index, Keys: reply.Keys}, nil
 			}
@@ -239,6 +239,9 @@ func (c *Cluster) Join(ctx context.Context, addr string) error {
 	if leader == "" {
 		return fmt.Errorf("cannot join %s: that cluster has no leader right now; try again", addr)
 	}
+	if seed.ClusterID == "" {
+		return fmt.Errorf("cannot join %s: it did not say which cluster it is in", addr)
+	}
 	c.log.Info("joining cluster", "via", addr, "leader", leader, "cluster_id", seed.ClusterID)
 
 	// Become an empty raft member first: a node that kept its own log
@@ -246,18 +249,37 @@ func (c *Cluster) Join(ctx context.Context, addr string) error {
 	if err := c.st.Reset(false); err != nil {
 		return fmt.Errorf("join: reset local state: %w", err)
 	}
-	var reply JoinReply
-	args := JoinArgs{NodeID: c.opts.NodeID, Name: c.opts.NodeName, Address: c.opts.Transport.Advertise()}
-	err := c.callLeader(ctx, leader, "Join", args, &reply)
-	if err != nil {
-		// Undo: back to a standalone node (it was empty anyway).
+	// Take the cluster's id before asking to be added: the transport
+	// refuses raft streams between nodes whose cluster ids differ, and the
+	// leader replicates to this node (and needs its answer to commit the
+	// new configuration) as soon as it adds it as a voter.
+	ownCluster := c.opts.ClusterID()
+	undo := func(why error) error {
+		// Back to a standalone node (it was empty anyway) in its own
+		// cluster.
 		if rerr := c.st.Reset(true); rerr != nil {
 			c.log.Error("join failed and the node could not re-form its own cluster", "err", rerr)
 		}
-		return fmt.Errorf("join %s: %w", addr, err)
+		if ierr := c.opts.SetClusterID(ownCluster); ierr != nil {
+			c.log.Error("join failed and the node could not restore its own cluster id", "cluster_id", ownCluster, "err", ierr)
+		}
+		return why
 	}
-	if err := c.opts.SetClusterID(reply.ClusterID); err != nil {
-		return fmt.Errorf("join: record cluster id: %w", err)
+	if err := c.opts.SetClusterID(seed.ClusterID); err != nil {
+		return undo(fmt.Errorf("join: record cluster id: %w", err))
+	}
+	var reply JoinReply
+	args := JoinArgs{NodeID: c.opts.NodeID, Name: c.opts.NodeName, Address: c.opts.Transport.Advertise(), ClusterID: seed.ClusterID}
+	if err := c.callLeader(ctx, leader, "Join", args, &reply); err != nil {
+		return undo(fmt.Errorf("join %s: %w", addr, err))
+	}
+	if reply.ClusterID != seed.ClusterID {
+		// The leader checks JoinArgs.ClusterID, so this is not expected;
+		// follow the leader if it happens.
+		c.log.Warn("join: the leader answered with another cluster id", "expected", seed.ClusterID, "leader_cluster_id", reply.ClusterID)
+		if err := c.opts.SetClusterID(reply.ClusterID); err != nil {
+			return fmt.Errorf("join: record cluster id: %w", err)
+		}
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -293,6 +315,10 @@ func (c *Cluster) callLeader(ctx context.Context, leader, method string, args, r
 func (c *Cluster) addVoter(ctx context.Context, args JoinArgs, reply *JoinReply) error {
 	if !c.st.IsLeader() {
 		return errors.New(errNotLeaderPrefix)
+	}
+	if local := c.opts.ClusterID(); args.ClusterID != local {
+		return fmt.Errorf("cannot add %s: it asked to join cluster %s, but this cluster is %s (it changed meanwhile?); run the join again",
+			args.Address, quoteID(args.ClusterID), quoteID(local))
 	}
 	r := c.st.Raft()
 	for _, s := range c.voters() {
@@ -362,7 +388,7 @@ func (c *Cluster) Leave(ctx context.Context) error {
 		}
 	}
 	leader, _ := c.st.Leader()
-	if err := c.callLeader(ctx, leader, "Remove", RemoveArgs{NodeID: c.opts.NodeID}, &struct{}{}); err != nil {
+	if err := c.callLeader(ctx, leader, "Remove", RemoveArgs{ClusterID: c.opts.ClusterID(), NodeID: c.opts.NodeID}, &struct{}{}); err != nil {
 		return fmt.Errorf("leave: %w", err)
 	}
 	if err := c.st.Reset(true); err != nil {
@@ -406,7 +432,7 @@ func (c *Cluster) ForceLeave(ctx context.Context, node string) error {
 	if leader == "" {
 		return errors.New("force-leave: no leader: a majority of the nodes must be up")
 	}
-	return c.callLeader(ctx, leader, "Remove", RemoveArgs{NodeID: id}, &struct{}{})
+	return c.callLeader(ctx, leader, "Remove", RemoveArgs{ClusterID: c.opts.ClusterID(), NodeID: id}, &struct{}{})
 }
 
 func (c *Cluster) resolveNode(node string) (string, error) {
@@ -463,6 +489,18 @@ func (c *Cluster) Status(ctx context.Context) []MemberStatus {
 				defer cancel()
 				if err := c.clients.call(cctx, ms.Address, "Info", struct{}{}, &info); err != nil {
 					ms.Error = err.Error()
+					return
+				}
+				if local := c.opts.ClusterID(); info.ClusterID != local {
+					// Whoever answers at that address is in another
+					// cluster (restored with --force-new-cluster, or a
+					// node of another cluster at a member's address): not
+					// a member of this one, whatever it says about itself.
+					ms.Name, ms.Version = info.Name, info.Version
+					ms.Error = fmt.Sprintf("the node at %s (%s, node id %s) is in cluster %s, not this cluster %s: "+
+						"restored with --force-new-cluster, or a node of another cluster? This cluster's raft traffic to it is refused; "+
+						"if it is not coming back to this cluster, remove it with `roost ctl cluster force-leave %s`",
+						ms.Address, info.Name, info.NodeID, quoteID(info.ClusterID), quoteID(local), ms.NodeID)
 					return
 				}
 			}

@@ -18,8 +18,10 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+func fixedID(id string) func() string { return func() string { return id } }
+
 func TestHandshakeCookie(t *testing.T) {
-	a, err := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "secret-cookie-1234", Logger: quietLog()})
+	a, err := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "secret-cookie-1234", ClusterID: fixedID("c1"), Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,9 +33,9 @@ func TestHandshakeCookie(t *testing.T) {
 		got <- string(buf)
 		c.Close()
 	})
-	good, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "secret-cookie-1234", Logger: quietLog()})
+	good, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "secret-cookie-1234", ClusterID: fixedID("c1"), Logger: quietLog()})
 	defer good.Close()
-	bad, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "wrong-cookie-5678", Logger: quietLog()})
+	bad, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "wrong-cookie-5678", ClusterID: fixedID("c1"), Logger: quietLog()})
 	defer bad.Close()
 	ctx := context.Background()
 
@@ -72,16 +74,27 @@ type testNode struct {
 	clusterID string
 }
 
+func (n *testNode) getClusterID() string { n.mu.Lock(); defer n.mu.Unlock(); return n.clusterID }
+
+func (n *testNode) setClusterID(id string) { n.mu.Lock(); n.clusterID = id; n.mu.Unlock() }
+
 func startNode(t *testing.T, name string, dir string, bind string) *testNode {
 	t.Helper()
-	tr, err := Listen(TransportOptions{Bind: bind, Cookie: "test-cookie-0123456789", Logger: quietLog()})
+	return startNodeWithID(t, name, dir, bind, "cid-"+name)
+}
+
+// startNodeWithID starts a one-voter cluster with the given cluster id.
+func startNodeWithID(t *testing.T, name, dir, bind, clusterID string) *testNode {
+	t.Helper()
+	n := &testNode{name: name, clusterID: clusterID}
+	tr, err := Listen(TransportOptions{Bind: bind, Cookie: "test-cookie-0123456789", ClusterID: n.getClusterID, Logger: quietLog()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{name: name, tr: tr, clusterID: "cid-" + name}
+	n.tr = tr
 	n.cl = New(Options{Transport: tr, NodeID: "id-" + name, NodeName: name, Version: "test",
-		ClusterID:    func() string { n.mu.Lock(); defer n.mu.Unlock(); return n.clusterID },
-		SetClusterID: func(id string) error { n.mu.Lock(); n.clusterID = id; n.mu.Unlock(); return nil },
+		ClusterID:    n.getClusterID,
+		SetClusterID: func(id string) error { n.setClusterID(id); return nil },
 		IgnoredAdmin: "admin", Logger: quietLog()})
 	st, err := store.Open(store.Options{Dir: dir, NodeID: "id-" + name, Advertise: tr.Advertise(),
 		Transport: tr.RaftTransport(quietLog()), Bootstrap: true, Forward: n.cl.ForwardApply, Logger: quietLog()})
@@ -151,8 +164,8 @@ func TestJoinForwardLeave(t *testing.T) {
 		if err := n.cl.Join(ctx, a.tr.Advertise()); err != nil {
 			t.Fatalf("%s join: %v", n.name, err)
 		}
-		if n.clusterID != "cid-n1" {
-			t.Fatalf("%s cluster id %q after join", n.name, n.clusterID)
+		if id := n.getClusterID(); id != "cid-n1" {
+			t.Fatalf("%s cluster id %q after join", n.name, id)
 		}
 	}
 	// Writes on followers are forwarded to the leader and reach everyone.
@@ -204,7 +217,7 @@ func TestJoinForwardLeave(t *testing.T) {
 func TestWrongCookieCannotJoin(t *testing.T) {
 	a := startNode(t, "a", filepath.Join(t.TempDir(), "d"), "127.0.0.1:0")
 	defer a.close()
-	tr, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "not-the-cookie-xxxx", Logger: quietLog()})
+	tr, _ := Listen(TransportOptions{Bind: "127.0.0.1:0", Cookie: "not-the-cookie-xxxx", ClusterID: fixedID("cid-a"), Logger: quietLog()})
 	defer tr.Close()
 	p := &rpcClients{t: tr, m: map[string]*rpc.Client{}}
 	var info NodeInfo

@@ -347,6 +347,7 @@ func (r *router) serveForward(conn net.Conn) {
 
 // TakeoverArgs asks a node to give up a client id.
 type TakeoverArgs struct {
+	ClusterID  string // the caller's: a node of another cluster is refused
 	ClientID   string
 	CleanStart bool
 }
@@ -359,6 +360,9 @@ type TakeoverReply struct {
 
 // Takeover gives up a local client id to another node.
 func (s *rpcService) Takeover(args TakeoverArgs, reply *TakeoverReply) error {
+	if err := s.c.sameCluster("session takeover", args.ClusterID); err != nil {
+		return err
+	}
 	r := s.c.router.Load()
 	if r == nil {
 		return nil
@@ -392,7 +396,7 @@ func (c *Cluster) takeover(ctx context.Context, clientID string, cleanStart bool
 		go func(addr string) {
 			defer wg.Done()
 			var reply TakeoverReply
-			if err := c.clients.call(ctx, addr, "Takeover", TakeoverArgs{ClientID: clientID, CleanStart: cleanStart}, &reply); err != nil {
+			if err := c.clients.call(ctx, addr, "Takeover", TakeoverArgs{ClusterID: c.opts.ClusterID(), ClientID: clientID, CleanStart: cleanStart}, &reply); err != nil {
 				c.log.Debug("takeover: peer not reached", "peer", addr, "client_id", clientID, "err", err)
 				return
 			}

@@ -17,7 +17,10 @@ import (
 const rpcName = "Roost"
 
 // ApplyArgs carries forwarded writes to the leader.
-type ApplyArgs struct{ Ops []store.Op }
+type ApplyArgs struct {
+	ClusterID string // the caller's: a node of another cluster is refused
+	Ops       []store.Op
+}
 
 // ApplyReply is the leader's answer to a forwarded write.
 type ApplyReply struct {
@@ -30,6 +33,11 @@ type JoinArgs struct {
 	NodeID  string
 	Name    string
 	Address string
+	// ClusterID is the id of the cluster the node asks to join, which it
+	// has already taken as its own: the leader's raft traffic reaches it
+	// as soon as it is a voter, and the transport refuses raft streams
+	// between nodes whose cluster ids differ.
+	ClusterID string
 }
 
 // JoinReply tells a joining node which cluster it is now in.
@@ -39,7 +47,10 @@ type JoinReply struct {
 }
 
 // RemoveArgs asks the leader to remove a node.
-type RemoveArgs struct{ NodeID string }
+type RemoveArgs struct {
+	ClusterID string // the caller's: a node of another cluster is refused
+	NodeID    string
+}
 
 // NodeInfo is what a node says about itself.
 type NodeInfo struct {
@@ -65,6 +76,9 @@ type rpcService struct{ c *Cluster }
 
 // Apply commits forwarded ops if this node leads.
 func (s *rpcService) Apply(args ApplyArgs, reply *ApplyReply) error {
+	if err := s.c.sameCluster("forwarded write", args.ClusterID); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	res, err := s.c.st.ApplyHere(ctx, args.Ops...)
@@ -87,6 +101,9 @@ func (s *rpcService) Join(args JoinArgs, reply *JoinReply) error {
 
 // Remove removes a node from the cluster (leader only).
 func (s *rpcService) Remove(args RemoveArgs, reply *struct{}) error {
+	if err := s.c.sameCluster("remove", args.ClusterID); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	return s.c.removeServer(ctx, args.NodeID)
@@ -95,6 +112,17 @@ func (s *rpcService) Remove(args RemoveArgs, reply *struct{}) error {
 // Info describes this node.
 func (s *rpcService) Info(_ struct{}, reply *NodeInfo) error {
 	*reply = s.c.localInfo()
+	return nil
+}
+
+// sameCluster refuses a control call that only a member may make when the
+// caller says it is in another cluster.
+func (c *Cluster) sameCluster(what, callerCluster string) error {
+	if local := c.opts.ClusterID(); callerCluster != local {
+		return fmt.Errorf("%s refused: the calling node is in cluster %s, this node in cluster %s "+
+			"(a node restored with `roost restore --force-new-cluster` while its old cluster still runs, "+
+			"or a node of another cluster with the same node.cookie?)", what, quoteID(callerCluster), quoteID(local))
+	}
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 type Transport struct {
 	ln        net.Listener
 	cookie    []byte
+	clusterID func() string // read on every handshake: a join changes it
 	advertise string
 	serverTLS *tls.Config // nil: plain TCP
 	clientTLS *tls.Config
@@ -29,13 +30,23 @@ type Transport struct {
 	raftCh   chan net.Conn
 	closed   chan struct{}
 	wg       sync.WaitGroup
+
+	mismatchMu     sync.Mutex
+	mismatchLogged map[string]time.Time // peer + both ids → last logged
 }
+
+// mismatchLogEvery bounds how often a cluster id mismatch with one peer is
+// logged: raft retries all the time, the operator needs to read it once.
+const mismatchLogEvery = 10 * time.Minute
 
 // TransportOptions configure Listen.
 type TransportOptions struct {
 	Bind      string // host:port to listen on
 	Advertise string // address the other nodes dial
 	Cookie    string
+	// ClusterID returns this node's current cluster id (node.json). It is
+	// called on every handshake, as joining or leaving changes it.
+	ClusterID func() string
 	ServerTLS *tls.Config
 	ClientTLS *tls.Config
 	Logger    *slog.Logger
@@ -45,6 +56,9 @@ type TransportOptions struct {
 func Listen(opts TransportOptions) (*Transport, error) {
 	if len(opts.Cookie) == 0 {
 		return nil, errors.New("cluster: node.cookie is empty")
+	}
+	if opts.ClusterID == nil {
+		return nil, errors.New("cluster: transport needs the node's cluster id (TransportOptions.ClusterID)")
 	}
 	ln, err := net.Listen("tcp", opts.Bind)
 	if err != nil {
@@ -56,9 +70,10 @@ func Listen(opts TransportOptions) (*Transport, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	t := &Transport{ln: ln, cookie: []byte(opts.Cookie), advertise: opts.Advertise,
+	t := &Transport{ln: ln, cookie: []byte(opts.Cookie), clusterID: opts.ClusterID, advertise: opts.Advertise,
 		serverTLS: opts.ServerTLS, clientTLS: opts.ClientTLS, log: opts.Logger.With("component", "cluster"),
-		handlers: map[byte]func(net.Conn){}, raftCh: make(chan net.Conn, 16), closed: make(chan struct{})}
+		handlers: map[byte]func(net.Conn){}, raftCh: make(chan net.Conn, 16), closed: make(chan struct{}),
+		mismatchLogged: map[string]time.Time{}}
 	if t.advertise == "" {
 		t.advertise = ln.Addr().String()
 	}
@@ -100,11 +115,22 @@ func (t *Transport) acceptLoop() {
 }
 
 func (t *Transport) serve(c net.Conn) {
-	kind, err := serverHandshake(c, t.cookie)
+	local := t.clusterID()
+	p, err := serverHandshake(c, t.cookie, local)
 	if err != nil {
 		// Loud on purpose: a wrong cookie is an operator mistake or an
 		// intruder, and either way somebody should look.
 		t.log.Warn("cluster: refused connection", "remote", c.RemoteAddr().String(), "reason", err)
+		c.Close()
+		return
+	}
+	kind := p.kind
+	if sameClusterOnly(kind) && p.cluster != local {
+		peer := p.addr
+		if peer == "" {
+			peer = c.RemoteAddr().String()
+		}
+		t.logMismatch(&ClusterMismatchError{Peer: peer, PeerCluster: p.cluster, LocalCluster: local, Kind: kind}, c.RemoteAddr().String())
 		c.Close()
 		return
 	}
@@ -140,11 +166,45 @@ func (t *Transport) Dial(ctx context.Context, addr string, kind byte) (net.Conn,
 	if err != nil {
 		return nil, fmt.Errorf("cluster: dial %s: %w", addr, err)
 	}
-	if err := clientHandshake(c, t.cookie, kind); err != nil {
+	local := t.clusterID()
+	peerCluster, err := clientHandshake(c, t.cookie, kind, local, t.advertise)
+	if err != nil {
 		c.Close()
 		return nil, err
 	}
+	if sameClusterOnly(kind) && peerCluster != local {
+		c.Close()
+		e := &ClusterMismatchError{Peer: addr, PeerCluster: peerCluster, LocalCluster: local, Kind: kind}
+		t.logMismatch(e, "")
+		return nil, e
+	}
 	return c, nil
+}
+
+// logMismatch logs a refused cross-cluster stream, at most once per peer
+// and pair of ids every mismatchLogEvery.
+func (t *Transport) logMismatch(e *ClusterMismatchError, remote string) {
+	key := e.Peer + "|" + e.PeerCluster + "|" + e.LocalCluster
+	now := time.Now()
+	t.mismatchMu.Lock()
+	last, seen := t.mismatchLogged[key]
+	if seen && now.Sub(last) < mismatchLogEvery {
+		t.mismatchMu.Unlock()
+		return
+	}
+	t.mismatchLogged[key] = now
+	for k, at := range t.mismatchLogged {
+		if now.Sub(at) >= mismatchLogEvery {
+			delete(t.mismatchLogged, k)
+		}
+	}
+	t.mismatchMu.Unlock()
+	attrs := []any{"peer", e.Peer, "peer_cluster_id", e.PeerCluster, "cluster_id", e.LocalCluster,
+		"stream", kindName(e.Kind), "err", e.Error(), "repeats_suppressed_for", mismatchLogEvery.String()}
+	if remote != "" && remote != e.Peer {
+		attrs = append(attrs, "remote", remote)
+	}
+	t.log.Error("cluster: peer is in another cluster; refusing its raft and forwarding traffic", attrs...)
 }
 
 // Close stops accepting; connections already handed out are their owners'.

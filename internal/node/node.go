@@ -72,7 +72,12 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return err
 	}
 
-	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Advertise: advertiseAddr(cfg), Cookie: cookie, Logger: log}
+	// ident changes when this node joins or leaves a cluster (a new
+	// cluster id): read it under idMu.
+	var idMu sync.Mutex
+	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
+	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Advertise: advertiseAddr(cfg), Cookie: cookie,
+		ClusterID: clusterID, Logger: log}
 	if t := cfg.Cluster.TLS; t.Enable {
 		if topts.ServerTLS, topts.ClientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
 			return err
@@ -83,10 +88,9 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return err
 	}
 	defer tr.Close()
-	var idMu sync.Mutex
 	cl := cluster.New(cluster.Options{
 		Transport: tr, NodeID: ident.NodeID, NodeName: ident.Name, Version: build.Version,
-		ClusterID: func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID },
+		ClusterID: clusterID,
 		SetClusterID: func(id string) error {
 			idMu.Lock()
 			defer idMu.Unlock()
@@ -184,7 +188,6 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		TokenKey:   tokenKey(cookie),
 		Cluster:    cl,
 	})
-	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
 	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{

@@ -1060,12 +1060,6 @@ func TestRestoreSymlinkedDataDir(t *testing.T) {
 // cluster with its own data, and the old cluster must not count it as a
 // healthy member of theirs.
 func TestForceNewClusterOldPeersAlive(t *testing.T) {
-	// Known limitation (docs/backup-restore.md): the cluster handshake
-	// authenticates the cookie, not the cluster id, so the old members'
-	// raft traffic reaches the restored node. --force-new-cluster is for
-	// when they are all gone; a cluster-id check in the handshake is
-	// the fix.
-	t.Skip("known limitation: the cluster handshake does not check the cluster id")
 	t.Parallel()
 	nodes := startCluster(t, 3)
 	a := follower(t, nodes)
@@ -1098,9 +1092,34 @@ func TestForceNewClusterOldPeersAlive(t *testing.T) {
 		t.Errorf("the new cluster's node has %d users, want 2 (u0, new-only)", got)
 	}
 	for _, m := range clusterStatus(others[0]) {
-		if m.NodeID == rep.NodeID && m.Healthy {
+		if m.NodeID != rep.NodeID {
+			continue
+		}
+		if m.Healthy {
 			t.Errorf("the old cluster counts the node of the new cluster as a healthy member: %+v", m)
 		}
+	}
+	// Once it reaches the node (the first call may find the connection
+	// pooled before the restart gone), the old cluster's status says why.
+	var last clusterMember
+	mqttEventually(t, 10*time.Second, "the old cluster's status to name the node's new cluster", func() bool {
+		for _, m := range clusterStatus(others[0]) {
+			if m.NodeID == rep.NodeID {
+				last = m
+				if m.Healthy {
+					t.Fatalf("the old cluster counts the node of the new cluster as a healthy member: %+v", m)
+				}
+				return strings.Contains(m.Error, rep.ClusterID)
+			}
+		}
+		return false
+	})
+	t.Logf("the old cluster's status of the node: %s", last.Error)
+	// The refusal is logged on the restored node, naming both cluster ids
+	// and the likely cause.
+	logs := a.Logs()
+	if !strings.Contains(logs, "peer is in another cluster") || !strings.Contains(logs, "--force-new-cluster") {
+		t.Errorf("the restored node did not log the refused traffic of its old cluster:\n%s", logs)
 	}
 }
 

@@ -409,10 +409,7 @@ func (b *Broker) housekeeping() {
 			if leader {
 				cleanExpiredBans(b.ctx, b.st, b.bans, b.log.With("component", "banned"))
 			}
-			b.retained.cleanExpired(b.ctx, b.retained.drainExpired(), leader)
-		case t := <-b.retained.expireCh:
-			extra := append([]string{t}, b.retained.drainExpired()...)
-			b.retained.cleanExpired(b.ctx, extra, b.st.IsLeader())
+			b.retained.cleanExpired(b.ctx, leader)
 		case <-v3:
 			b.sessions.expireV3Sessions(b.opts.SessionExpiryV3)
 		}

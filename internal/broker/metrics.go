@@ -2,6 +2,8 @@ package broker
 
 import (
 	"sync/atomic"
+
+	"github.com/roostmq/roost/internal/store"
 )
 
 // Metrics are the broker's counters since start (gauges where noted).
@@ -36,7 +38,9 @@ func (b *Broker) Metrics() Metrics {
 		BytesReceived:    atomic.LoadInt64(&info.BytesReceived),
 		BytesSent:        atomic.LoadInt64(&info.BytesSent),
 	}
-	// The tree also holds mochi's own $SYS topics, which are not stored.
-	m.Retained = int64(b.server.Topics.Retained.Len() - len(b.server.Topics.Messages(sysPrefix+"#")))
+	_ = b.st.View(func(tx *store.Tx) error {
+		m.Retained = int64(tx.Count(store.TableRetained))
+		return nil
+	})
 	return m
 }

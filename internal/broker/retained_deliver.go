@@ -1,11 +1,14 @@
 package broker
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/roostmq/roost/internal/store"
 )
 
 // Retained messages for a new subscription.
@@ -22,7 +25,8 @@ import (
 //     mochi's topic index and the client's subscriptions (the sessions
 //     hook persists that one).
 //   - After SUBACK (OnPacketProcessed), the matching retained messages
-//     are read from the tree and written to the connection directly, not
+//     are read from the store, a chunk at a time (retainedReader), and
+//     written to the connection directly, not
 //     through the outbound queue: a slow reader slows the writer down, it
 //     loses nothing. This happens on the client's goroutine, before its
 //     next packet is read, as long as it needs nothing from the client:
@@ -94,32 +98,141 @@ func (h *routingHook) OnPacketProcessed(cl *mqtt.Client, pk packets.Packet, err 
 	h.b.startRetained(cl, st, reqs)
 }
 
-// retainedMatching returns the retained messages whose topics match
-// filter. mochi's lookup misses the parent level of a trailing "#" ("a/#"
-// matches "a" [MQTT-4.7.1-2]): that level is looked up on its own. The
-// result is checked against the filter, which also keeps topics starting
-// with "$" from a leading wildcard [MQTT-4.7.2-1].
-func (b *Broker) retainedMatching(filter string) []packets.Packet {
+// retainedChunk bounds the messages read from the store at once for one
+// subscription, and retainedScanChunk the records looked at in one read
+// transaction: a long read would hold the store's file mapping (and so
+// writes that grow it) for its whole length.
+const (
+	retainedChunk     = 256
+	retainedScanChunk = 4096
+)
+
+// retainedReader reads the retained messages whose topics match a filter,
+// a chunk at a time: first this node's local writes of matching topics
+// and mochi's own $SYS messages, then the store's records in key order
+// (those of topics with a local write skipped). Filters are matched
+// against the records between the filter's literal prefix (up to its
+// first wildcard) and the end of that prefix range; a trailing "#" also
+// matches the parent level ("a/#" matches "a" [MQTT-4.7.1-2]), which
+// sorts before the range and is read on its own. MatchTopic also keeps
+// topics starting with "$" from a leading wildcard [MQTT-4.7.2-1].
+type retainedReader struct {
+	b      *Broker
+	filter string
+	prefix string           // every matching store key starts with it
+	parent string           // topic matched by a trailing "#" outside the prefix range
+	first  []packets.Packet // served before the store's records
+	skip   map[string]bool  // topics whose local write replaces the store's record
+	from   string           // next store key to look at
+	done   bool
+}
+
+func (b *Broker) newRetainedReader(filter string) *retainedReader {
+	rd := &retainedReader{b: b, filter: filter}
+	rd.first, rd.skip = b.retained.localMatching(filter)
+	if strings.HasPrefix(filter, "$") {
+		for _, pk := range b.retainedMatchingSys(filter) {
+			if !rd.skip[pk.TopicName] {
+				rd.first = append(rd.first, pk)
+			}
+		}
+	}
+	if i := strings.IndexAny(filter, "+#"); i >= 0 {
+		rd.prefix = filter[:i]
+		if parent, ok := strings.CutSuffix(filter, "/#"); ok && !strings.ContainsAny(parent, "+#") {
+			rd.parent = parent
+		}
+	} else {
+		rd.prefix, rd.parent = filter, filter // one topic: read it alone
+	}
+	rd.from = rd.prefix
+	return rd
+}
+
+// retainedMatchingSys returns mochi's own retained $SYS messages that
+// match filter. mochi's lookup misses the parent level of a trailing "#".
+func (b *Broker) retainedMatchingSys(filter string) []packets.Packet {
 	pks := b.server.Topics.Messages(filter)
 	if parent, ok := strings.CutSuffix(filter, "/#"); ok && parent != "" {
 		pks = append(pks, b.server.Topics.Messages(parent)...)
 	}
 	out := pks[:0]
 	for _, pk := range pks {
-		if MatchTopic(filter, pk.TopicName) {
+		if strings.HasPrefix(pk.TopicName, sysPrefix) && MatchTopic(filter, pk.TopicName) {
 			out = append(out, pk)
 		}
 	}
 	return out
 }
 
+// next returns the next chunk of messages; more is false once there are
+// no others. A chunk may be empty while more is true.
+func (rd *retainedReader) next() (pks []packets.Packet, more bool, err error) {
+	if rd.first != nil {
+		pks, rd.first = rd.first, nil
+		return pks, !rd.done, nil
+	}
+	if rd.done {
+		return nil, false, nil
+	}
+	add := func(key string, val []byte) {
+		if rd.skip[key] || !MatchTopic(rd.filter, key) {
+			return
+		}
+		rec, err := decodeRetained(key, val)
+		if err != nil {
+			rd.b.log.Warn("undecodable retained message not delivered", "topic", key, "err", err)
+			return
+		}
+		pk := packetFromRecord(rec, rd.b.retained.maxExpiry)
+		if !expired(&pk) {
+			pks = append(pks, pk)
+		}
+	}
+	err = rd.b.st.View(func(tx *store.Tx) error {
+		if rd.parent != "" {
+			if val := tx.Get(store.TableRetained, rd.parent); val != nil {
+				add(rd.parent, val)
+			}
+			if rd.parent == rd.prefix { // a filter without wildcards
+				rd.done = true
+				return nil
+			}
+			rd.parent = ""
+		}
+		scanned := 0
+		rd.done = true
+		return tx.Seek(store.TableRetained, rd.from, func(key string, val []byte) (bool, error) {
+			if !strings.HasPrefix(key, rd.prefix) {
+				return false, nil
+			}
+			add(key, val)
+			rd.from = key + "\x00" // the next key after this one
+			if scanned++; len(pks) >= retainedChunk || scanned >= retainedScanChunk {
+				rd.done = false
+				return false, nil
+			}
+			return true, nil
+		})
+	})
+	if err != nil {
+		rd.done = true
+		return nil, false, fmt.Errorf("read retained messages for %q: %w", rd.filter, err)
+	}
+	return pks, !rd.done, nil
+}
+
+// retainedJob is the retained delivery of one subscription: the chunk
+// being sent, and the reader of the rest (nil once read to the end).
 type retainedJob struct {
 	sub packets.Subscription
+	rd  *retainedReader
 	pks []packets.Packet
+	i   int // next message of pks to send
 }
 
 func (b *Broker) startRetained(cl *mqtt.Client, st *clientConn, reqs []subscribeReq) {
-	var jobs []retainedJob
+	var jobs []*retainedJob
 	for _, r := range reqs {
 		sub := r.sub
 		if !r.ok || mqtt.IsSharedFilter(sub.Filter) { // [MQTT-4.8.2] no retained messages for shared subscriptions
@@ -128,9 +241,7 @@ func (b *Broker) startRetained(cl *mqtt.Client, st *clientConn, reqs []subscribe
 		if sub.RetainHandling == 2 || (sub.RetainHandling == 1 && r.existed) { // [MQTT-3.3.1-10] [MQTT-3.3.1-11]
 			continue
 		}
-		if pks := b.retainedMatching(sub.Filter); len(pks) > 0 {
-			jobs = append(jobs, retainedJob{sub: sub, pks: pks})
-		}
+		jobs = append(jobs, &retainedJob{sub: sub, rd: b.newRetainedReader(sub.Filter)})
 	}
 	if len(jobs) == 0 {
 		return
@@ -140,26 +251,47 @@ func (b *Broker) startRetained(cl *mqtt.Client, st *clientConn, reqs []subscribe
 		case <-st.retainedTail:
 			st.retainedTail = nil
 		default:
-			b.retainedAsync(cl, st, jobs, 0, 0) // behind the delivery still running
+			b.retainedAsync(cl, st, jobs) // behind the delivery still running
 			return
 		}
 	}
-	for ji, j := range jobs {
-		for i := range j.pks {
-			switch b.sendRetained(cl, j.sub, &j.pks[i], false) {
-			case retainedFull:
-				b.retainedAsync(cl, st, jobs, ji, i)
-				return
-			case retainedStop:
-				return
-			}
+	for i, j := range jobs {
+		switch b.runRetained(cl, j, false) {
+		case retainedFull:
+			b.retainedAsync(cl, st, jobs[i:])
+			return
+		case retainedStop:
+			return
 		}
 	}
 }
 
-// retainedAsync delivers jobs from message i of job ji on, on a
-// goroutine, after the connection's previous one.
-func (b *Broker) retainedAsync(cl *mqtt.Client, st *clientConn, jobs []retainedJob, ji, i int) {
+// runRetained sends a job's messages from where it stopped, until all
+// are sent (retainedSent) or sendRetained stops it.
+func (b *Broker) runRetained(cl *mqtt.Client, j *retainedJob, wait bool) int {
+	for {
+		for ; j.i < len(j.pks); j.i++ {
+			if res := b.sendRetained(cl, j.sub, &j.pks[j.i], wait); res != retainedSent {
+				return res
+			}
+		}
+		if j.rd == nil {
+			return retainedSent
+		}
+		pks, more, err := j.rd.next()
+		if err != nil {
+			b.log.Warn("retained delivery cut short", "client", cl.ID, "err", err)
+		}
+		j.pks, j.i = pks, 0
+		if !more {
+			j.rd = nil
+		}
+	}
+}
+
+// retainedAsync runs jobs on a goroutine, after the connection's previous
+// one.
+func (b *Broker) retainedAsync(cl *mqtt.Client, st *clientConn, jobs []*retainedJob) {
 	prev := st.retainedTail
 	done := make(chan struct{})
 	st.retainedTail = done
@@ -168,12 +300,9 @@ func (b *Broker) retainedAsync(cl *mqtt.Client, st *clientConn, jobs []retainedJ
 		if prev != nil {
 			<-prev
 		}
-		for ; ji < len(jobs); ji, i = ji+1, 0 {
-			j := jobs[ji]
-			for ; i < len(j.pks); i++ {
-				if b.sendRetained(cl, j.sub, &j.pks[i], true) != retainedSent {
-					return
-				}
+		for _, j := range jobs {
+			if b.runRetained(cl, j, true) != retainedSent {
+				return
 			}
 		}
 	})

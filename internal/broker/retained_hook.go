@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
-	"strings"
 	"sync"
 	"time"
 
@@ -16,39 +15,35 @@ import (
 	"github.com/roostmq/roost/internal/store"
 )
 
-// Retained messages live in the replicated store; mochi's in-memory topic
-// tree is a mirror of the retained table that serves subscribers.
+// Retained messages live in the replicated store and are served from it:
+// a subscription's matching messages are read from the store's retained
+// table (retained_deliver.go), not from memory. mochi's own in-memory
+// retained map holds only its $SYS topics: mochi copies that whole map
+// every second to look for expired messages, and kept a second copy of
+// every payload, so Roost takes each retained publish out of it again
+// (OnRetainMessage) and keeps nothing per message in memory except the
+// expiry time of messages that expire.
 //
-// A retained publish here updates the tree at once and queues a store
-// write. A writer goroutine sends the queued writes every batch window as
-// one ApplyAsync (the store merges concurrent applies into shared raft
-// entries), keeping only the latest write per topic. Every committed
-// change to the table, from this node or another, is then applied to the
-// tree through OnChange: an idempotent set, so the tree ends up matching
-// the store's order of commits even when two nodes write one topic at
-// once. For a change that carries exactly the bytes this node submitted,
-// the packet built at publish time is reused instead of decoding the
-// record again.
+// A retained publish here queues a store write. A writer goroutine sends
+// the queued writes every batch window as one ApplyAsync (the store
+// merges concurrent applies into shared raft entries), keeping only the
+// latest write per topic. Until this node has applied the commit of its
+// own write, the write is pending: readers see it instead of what the
+// store holds for the topic (a committed change of the topic applied
+// meanwhile is older: the local write commits after it). So by the time
+// mochi sends the PUBACK, a subscriber on this node gets the new message,
+// and nothing older after it.
 //
-// While a write of this node for a topic is queued or submitted, the tree
-// holds that write and committed changes of the topic leave the tree
-// alone: the local write commits after them. mochi updates the tree
-// itself before it calls OnRetainMessage, so a commit applied in between
-// could put an older message back; OnRetainMessage therefore sets the
-// tree again, and the check and the tree update happen under r.mu, on
-// both sides. By the time mochi sends the PUBACK, the tree shows the
-// publish, and nothing older comes back after it.
+// A write the store refuses (no quorum) is kept on this node, served as
+// if stored, until a committed change of the topic or a reload of the
+// table replaces it, as the in-memory tree used to.
 //
-// Expiry (MQTT 5 message expiry interval): the tree packets that Roost
-// builds carry their exact expiry time (see markRetained; mochi keeps
-// whole seconds), and Roost's retained delivery (retained_deliver.go)
-// never sends an expired message and sends the exact time left. mochi
-// drops expired messages from the tree in its once-a-second sweep (always
-// after the exact expiry) and reports them through OnRetainedExpired;
-// records that expire while not in the tree (e.g. expired at load) are
-// tracked in an index. On the raft leader, expired records are deleted
-// from the store, after re-reading them, so a message published again
-// meanwhile is kept.
+// Expiry (MQTT 5 message expiry interval): records carry their creation
+// time; delivery never sends an expired message and sends the exact time
+// left (see markRetained). The expiry times of stored records are kept in
+// an index; on the raft leader, expired records are deleted from the
+// store after re-reading them, so a message published again meanwhile is
+// kept.
 
 const sysPrefix = "$SYS/"
 
@@ -102,7 +97,7 @@ func retainedExpiresAt(rec *store.Retained, maxExpiry uint32) time.Time {
 type retainedWrite struct {
 	topic string
 	value []byte         // encoded store.Retained; nil: delete
-	pk    packets.Packet // tree packet for value
+	pk    packets.Packet // packet served for value until it is stored
 	gen   uint64         // retainedSync.gen when submitted
 	index uint64         // raft index it was committed at, once the store said so
 }
@@ -118,15 +113,14 @@ type retainedSync struct {
 	mu        sync.Mutex
 	queue     map[string]*retainedWrite // not yet submitted, latest per topic
 	submitted map[string]*retainedWrite // submitted, not yet seen committed
-	expiring  map[string]int64          // topic → unix second its record expires (guarded by mu)
-	applied   uint64                    // raft index of the last change in the tree (guarded by mu)
-	gen       uint64                    // full reloads of the table so far (guarded by mu)
+	unstored  map[string]*retainedWrite // refused by the store; served here until replaced
+	expiring  map[string]int64          // topic → unix second its stored record expires
+	gen       uint64                    // full reloads of the table so far
 	wake      chan struct{}
 
 	applies  sync.WaitGroup // ApplyAsync calls not yet done
 	stopping chan struct{}
 	stopped  chan struct{}
-	expireCh chan string // topics mochi expired, for the cleaner
 }
 
 func newRetainedSync(server *mqtt.Server, st *store.Store, log *slog.Logger, window time.Duration,
@@ -134,15 +128,13 @@ func newRetainedSync(server *mqtt.Server, st *store.Store, log *slog.Logger, win
 	return &retainedSync{server: server, st: st, log: log, window: window,
 		maxExpiry: uint32(maxExpiry / time.Second),
 		queue:     map[string]*retainedWrite{}, submitted: map[string]*retainedWrite{},
-		expiring: map[string]int64{}, wake: make(chan struct{}, 1),
-		stopping: make(chan struct{}), stopped: make(chan struct{}), expireCh: make(chan string, 1024)}
+		unstored: map[string]*retainedWrite{}, expiring: map[string]int64{},
+		wake: make(chan struct{}, 1), stopping: make(chan struct{}), stopped: make(chan struct{})}
 }
 
 func (r *retainedSync) ID() string { return "roost-retained" }
 
-func (r *retainedSync) Provides(b byte) bool {
-	return b == mqtt.OnRetainMessage || b == mqtt.OnRetainedExpired
-}
+func (r *retainedSync) Provides(b byte) bool { return b == mqtt.OnRetainMessage }
 
 // packetFromRecord builds the tree packet of a stored retained message;
 // maxExpiry (seconds, 0: none) caps its expiry.
@@ -201,11 +193,11 @@ func (r *retainedSync) recordFromPacket(cl *mqtt.Client, pk *packets.Packet) sto
 	return rec
 }
 
-// OnRetainMessage queues the store write of a retained publish. mochi has
-// already updated the tree; it is set again here, under r.mu, in case a
-// committed change of the topic was applied in between (see the top of
-// the file).
+// OnRetainMessage queues the store write of a retained publish, and takes
+// the message out of mochi's map, where mochi has just put it (see the
+// top of the file).
 func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int64) {
+	r.untree(pk.TopicName)
 	if isRemote(&pk) {
 		return // from another node, which stores it (DeliverRemote does not retain anyway)
 	}
@@ -213,9 +205,6 @@ func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int
 		// The store's keys are limited; a retained message the cluster
 		// cannot store is not kept on this node either.
 		r.log.Warn("retained message not kept: topic too long", "bytes", len(pk.TopicName), "max", maxStoredTopic)
-		r.mu.Lock()
-		r.treeDelete(pk.TopicName)
-		r.mu.Unlock()
 		return
 	}
 	w := &retainedWrite{topic: pk.TopicName}
@@ -230,7 +219,7 @@ func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int
 	}
 	r.mu.Lock()
 	r.queue[w.topic] = w
-	r.treeWrite(w, time.Now())
+	delete(r.unstored, w.topic)
 	r.mu.Unlock()
 	select {
 	case r.wake <- struct{}{}:
@@ -238,25 +227,10 @@ func (r *retainedSync) OnRetainMessage(cl *mqtt.Client, pk packets.Packet, _ int
 	}
 }
 
-// OnRetainedExpired is called by mochi after dropping an expired message
-// from the tree. mochi's sweep reads the tree before it deletes, so it
-// may have dropped a newer message published meanwhile: a local one that
-// is not committed yet is put back here, a committed one by the cleaner
-// (which reads the store).
-func (r *retainedSync) OnRetainedExpired(topic string) {
-	r.mu.Lock()
-	w := r.queue[topic]
-	if w == nil {
-		w = r.submitted[topic]
-	}
-	if w != nil {
-		r.treeWrite(w, time.Now())
-	}
-	r.mu.Unlock()
-	select {
-	case r.expireCh <- topic:
-	default: // the periodic sweep will find it
-	}
+// untree removes a topic's message from mochi's retained map.
+func (r *retainedSync) untree(topic string) {
+	r.server.Topics.RetainMessage(packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic})
 }
 
 // maxStoredTopic is the longest topic a retained message can be stored
@@ -333,17 +307,21 @@ func (r *retainedSync) answered(part []*retainedWrite, res *store.Result, err er
 		// Committed: it stays pending until this node applies the commit
 		// (apply, "mine"), which on a follower can come after this
 		// answer; until then an older change of the topic must not
-		// replace it in the tree. Unless the table was reloaded meanwhile
-		// (a state reset): the state loaded then decides.
-		if err == nil && res != nil && res.Index > 0 && w.gen == r.gen {
+		// replace it. Unless the table was reloaded meanwhile (a state
+		// reset): the state loaded then decides.
+		switch {
+		case err == nil && res != nil && res.Index > 0 && w.gen == r.gen:
 			w.index = res.Index
-		} else {
+		case err != nil && w.gen == r.gen:
+			delete(r.submitted, w.topic)
+			r.unstored[w.topic] = w
+		default:
 			delete(r.submitted, w.topic)
 		}
 	}
 	r.mu.Unlock()
 	if err != nil {
-		r.log.Error("cannot store retained messages; they are kept in memory on this node only",
+		r.log.Error("cannot store retained messages; they are served by this node only until the topic changes",
 			"count", len(part), "err", err)
 	}
 }
@@ -361,36 +339,16 @@ func (r *retainedSync) stop(timeout time.Duration) {
 	}
 }
 
-// treeSet makes the tree hold pk for its topic, or nothing if it expired.
-// r.mu must be held.
-func (r *retainedSync) treeSet(pk packets.Packet, now time.Time) {
-	if exp, ok := packetExpiry(&pk); ok && !now.Before(exp) {
-		r.treeDelete(pk.TopicName)
-		return
+// localWrite returns the write of this node that readers see for topic
+// instead of the store's record, if there is one. r.mu must be held.
+func (r *retainedSync) localWrite(topic string) *retainedWrite {
+	if w := r.queue[topic]; w != nil {
+		return w
 	}
-	// For a topic already in the tree, only the packet changes. mochi's
-	// RetainMessage would also write the topic's path into its tree
-	// node, which mochi's lookups (Messages) read without a lock.
-	if _, ok := r.server.Topics.Retained.Get(pk.TopicName); ok {
-		r.server.Topics.Retained.Add(pk.TopicName, pk)
-		return
+	if w := r.submitted[topic]; w != nil {
+		return w
 	}
-	r.server.Topics.RetainMessage(pk)
-}
-
-// treeDelete removes a topic's message from the tree. r.mu must be held.
-func (r *retainedSync) treeDelete(topic string) {
-	r.server.Topics.RetainMessage(packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true}, TopicName: topic})
-}
-
-// treeWrite makes the tree show a local write. r.mu must be held.
-func (r *retainedSync) treeWrite(w *retainedWrite, now time.Time) {
-	if w.value == nil {
-		r.treeDelete(w.topic)
-	} else {
-		r.treeSet(w.pk, now)
-	}
+	return r.unstored[topic]
 }
 
 // localPending reports whether a write of this node for topic is queued
@@ -401,16 +359,27 @@ func (r *retainedSync) localPending(topic string) bool {
 	return queued || submitted
 }
 
-// treeTopics lists the retained topics in the tree that come from the
-// store (not mochi's own $SYS topics).
-func (r *retainedSync) treeTopics() []string {
-	var out []string
-	for t := range r.server.Topics.Retained.GetAll() {
-		if !strings.HasPrefix(t, sysPrefix) {
-			out = append(out, t)
+// localMatching returns the local writes (see localWrite) of topics that
+// match filter: the packets to serve (deletes have none) and every such
+// topic, whose store record readers must skip.
+func (r *retainedSync) localMatching(filter string) (pks []packets.Packet, topics map[string]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range []map[string]*retainedWrite{r.queue, r.submitted, r.unstored} {
+		for t := range m {
+			if topics[t] || !MatchTopic(filter, t) {
+				continue
+			}
+			if topics == nil {
+				topics = map[string]bool{}
+			}
+			topics[t] = true
+			if w := r.localWrite(t); w.value != nil {
+				pks = append(pks, w.pk)
+			}
 		}
 	}
-	return out
+	return pks, topics
 }
 
 func decodeRetained(key string, val []byte) (*store.Retained, error) {
@@ -424,67 +393,55 @@ func decodeRetained(key string, val []byte) (*store.Retained, error) {
 	return &rec, nil
 }
 
-// apply is the mirror's incremental update: committed changes → tree.
+// storedExpiry returns when a stored record expires, in unix seconds (0:
+// never), decoding only the fields it needs.
+func (r *retainedSync) storedExpiry(val []byte) (int64, error) {
+	var rec struct {
+		MessageExpiry uint32    `json:"message_expiry"`
+		Created       time.Time `json:"created"`
+	}
+	if err := json.Unmarshal(val, &rec); err != nil {
+		return 0, err
+	}
+	exp := retainedExpiresAt(&store.Retained{MessageExpiry: rec.MessageExpiry, Created: rec.Created}, r.maxExpiry)
+	if exp.IsZero() {
+		return 0, nil
+	}
+	return exp.Unix(), nil
+}
+
+// apply is the mirror's incremental update: committed changes of the
+// table settle local writes and keep the expiry index.
 func (r *retainedSync) apply(changes []store.Change) {
-	now := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	for _, c := range changes {
-		r.mu.Lock()
-		r.applied = max(r.applied, c.Index)
-		r.mu.Unlock()
 		switch c.Type {
 		case store.OpPut, store.OpAppend:
-			r.applyPut(c, now)
+			delete(r.unstored, c.Key)
+			w := r.submitted[c.Key]
+			var exp int64
+			if w != nil && w.value != nil && bytes.Equal(w.value, c.Value) {
+				delete(r.submitted, c.Key) // mine: the store now holds it
+				exp = w.pk.Expiry
+			} else {
+				var err error
+				if exp, err = r.storedExpiry(c.Value); err != nil {
+					r.log.Warn("undecodable retained message", "topic", c.Key, "err", err)
+				}
+			}
+			r.setExpiry(c.Key, exp)
 		case store.OpDelete:
-			r.mu.Lock()
+			delete(r.unstored, c.Key)
 			delete(r.expiring, c.Key)
 			if w := r.submitted[c.Key]; w != nil && w.value == nil {
 				delete(r.submitted, c.Key)
 			}
-			// A write of this node for the topic is on its way to the
-			// store (and already in the tree): it will be committed
-			// after this change, so leave the tree alone meanwhile.
-			if !r.localPending(c.Key) {
-				r.treeDelete(c.Key)
-			}
-			r.mu.Unlock()
 		case store.OpClear:
-			r.mu.Lock()
+			clear(r.unstored)
 			clear(r.expiring)
-			for _, t := range r.treeTopics() {
-				if !r.localPending(t) {
-					r.treeDelete(t)
-				}
-			}
-			r.mu.Unlock()
 		}
 	}
-}
-
-func (r *retainedSync) applyPut(c store.Change, now time.Time) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	w := r.submitted[c.Key]
-	mine := w != nil && w.value != nil && bytes.Equal(w.value, c.Value)
-	if mine {
-		delete(r.submitted, c.Key)
-	}
-	var pk packets.Packet
-	if mine {
-		pk = w.pk
-	} else {
-		rec, err := decodeRetained(c.Key, c.Value)
-		if err != nil {
-			r.log.Warn("ignoring undecodable retained message", "topic", c.Key, "err", err)
-			return
-		}
-		pk = packetFromRecord(rec, r.maxExpiry)
-	}
-	r.setExpiry(c.Key, pk.Expiry)
-	// See OpDelete in apply.
-	if r.localPending(c.Key) {
-		return
-	}
-	r.treeSet(pk, now)
 }
 
 // setExpiry records when a topic's stored message expires (unix seconds,
@@ -497,27 +454,19 @@ func (r *retainedSync) setExpiry(topic string, expiry int64) {
 	}
 }
 
-// load is the mirror's full read: the tree becomes the table, except for
-// topics with a local write on its way to the store (the tree holds it).
+// load is the mirror's full read: it rebuilds the expiry index, and local
+// writes already committed give way to what the store holds.
 func (r *retainedSync) load(tx *store.Tx) (func(), error) {
-	now := time.Now()
-	index := tx.AppliedIndex()
-	var pks []packets.Packet
 	expiring := map[string]int64{}
 	err := tx.ForEach(store.TableRetained, func(key string, val []byte) error {
-		rec, err := decodeRetained(key, val)
+		exp, err := r.storedExpiry(val)
 		if err != nil {
-			r.log.Warn("ignoring undecodable retained message", "topic", key, "err", err)
+			r.log.Warn("undecodable retained message", "topic", key, "err", err)
 			return nil
 		}
-		pk := packetFromRecord(rec, r.maxExpiry)
-		if exp, ok := packetExpiry(&pk); ok {
-			expiring[key] = pk.Expiry
-			if !now.Before(exp) {
-				return nil // not served; the leader deletes it
-			}
+		if exp > 0 {
+			expiring[key] = exp
 		}
-		pks = append(pks, pk)
 		return nil
 	})
 	if err != nil {
@@ -535,120 +484,53 @@ func (r *retainedSync) load(tx *store.Tx) (func(), error) {
 				delete(r.submitted, t)
 			}
 		}
-		keep := make(map[string]struct{}, len(pks))
-		for _, pk := range pks {
-			keep[pk.TopicName] = struct{}{}
-		}
-		for _, t := range r.treeTopics() {
-			if _, ok := keep[t]; !ok && !r.localPending(t) {
-				r.treeDelete(t)
-			}
-		}
-		for _, pk := range pks {
-			if !r.localPending(pk.TopicName) {
-				r.server.Topics.RetainMessage(pk)
-			}
-		}
+		clear(r.unstored)
 		r.expiring = expiring
-		r.applied = index
 	}, nil
 }
 
-// cleanExpired deletes expired retained messages from the store when
-// leader is true. extra are topics mochi reported expired.
-func (r *retainedSync) cleanExpired(ctx context.Context, extra []string, leader bool) {
+// cleanExpired deletes expired retained messages from the store; only the
+// raft leader does (leader true).
+func (r *retainedSync) cleanExpired(ctx context.Context, leader bool) {
+	if !leader {
+		return
+	}
 	now := time.Now()
-	cand := map[string]struct{}{}
+	var cand []string
 	r.mu.Lock()
 	for t, exp := range r.expiring {
-		if exp <= now.Unix() {
-			cand[t] = struct{}{}
+		if exp <= now.Unix() && !r.localPending(t) {
+			cand = append(cand, t)
 		}
 	}
 	r.mu.Unlock()
-	for _, t := range extra {
-		cand[t] = struct{}{}
-	}
 	if len(cand) == 0 {
 		return
 	}
 	var ops []store.Op
-	for attempt := 0; ; attempt++ {
-		ops = ops[:0]
-		var repair []packets.Packet
-		var index uint64
-		err := r.st.View(func(tx *store.Tx) error {
-			index = tx.AppliedIndex()
-			for t := range cand {
-				r.mu.Lock()
-				pending := r.localPending(t)
-				r.mu.Unlock()
-				if pending {
-					continue // a new message for the topic is on its way
-				}
-				rec, ok, err := store.Get[store.Retained](tx, store.TableRetained, t)
-				if err != nil || !ok {
-					continue
-				}
-				if exp := retainedExpiresAt(&rec, r.maxExpiry); !exp.IsZero() && !now.Before(exp) {
-					if leader {
-						ops = append(ops, store.Delete(store.TableRetained, t))
-					}
-				} else {
-					// mochi's expiry pass can race with a new message and
-					// drop it from the tree: put it back.
-					repair = append(repair, packetFromRecord(&rec, r.maxExpiry))
-				}
+	err := r.st.View(func(tx *store.Tx) error {
+		for _, t := range cand {
+			rec, ok, err := store.Get[store.Retained](tx, store.TableRetained, t)
+			if err != nil || !ok {
+				continue
 			}
-			return nil
-		})
-		if err != nil {
-			r.log.Warn("cannot read retained messages for expiry", "err", err)
+			if exp := retainedExpiresAt(&rec, r.maxExpiry); !exp.IsZero() && !now.Before(exp) {
+				ops = append(ops, store.Delete(store.TableRetained, t))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		r.log.Warn("cannot read retained messages for expiry", "err", err)
+		return
+	}
+	for len(ops) > 0 {
+		n := min(len(ops), maxOpsPerApply)
+		if _, err := r.st.Apply(ctx, ops[:n]...); err != nil {
+			r.log.Warn("cannot delete expired retained messages", "err", err)
 			return
 		}
-		if r.repair(repair, index, now) || attempt == 2 {
-			break
-		}
-	}
-	if len(ops) == 0 {
-		return
-	}
-	if _, err := r.st.Apply(ctx, ops...); err != nil {
-		r.log.Warn("cannot delete expired retained messages", "err", err)
-		return
-	}
-	r.log.Debug("deleted expired retained messages", "count", len(ops))
-}
-
-// repair puts stored messages, read at raft index, back in the tree where
-// mochi dropped them. It does nothing and returns false if changes after
-// index have been applied since (the read may be stale: read again).
-func (r *retainedSync) repair(pks []packets.Packet, index uint64, now time.Time) bool {
-	if len(pks) == 0 {
-		return true
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.applied > index {
-		return false
-	}
-	for _, pk := range pks {
-		if _, ok := r.server.Topics.Retained.Get(pk.TopicName); !ok && !r.localPending(pk.TopicName) {
-			r.treeSet(pk, now)
-		}
-	}
-	return true
-}
-
-// drainExpired returns the topics mochi reported expired so far.
-func (r *retainedSync) drainExpired() []string {
-	var out []string
-	for {
-		select {
-		case t := <-r.expireCh:
-			out = append(out, t)
-		default:
-			return out
-		}
+		r.log.Debug("deleted expired retained messages", "count", n)
+		ops = ops[n:]
 	}
 }

@@ -41,6 +41,29 @@ func (n *node) retainedCount() int {
 	return c
 }
 
+// served returns the retained messages this node serves for filter
+// (topic → payload), read as a subscriber's delivery reads them.
+func (n *node) served(filter string) map[string]string {
+	n.t.Helper()
+	rd := n.b.newRetainedReader(filter)
+	out := map[string]string{}
+	for {
+		pks, more, err := rd.next()
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		for _, pk := range pks {
+			if _, dup := out[pk.TopicName]; dup {
+				n.t.Fatalf("%s served twice for %s", pk.TopicName, filter)
+			}
+			out[pk.TopicName] = string(pk.Payload)
+		}
+		if !more {
+			return out
+		}
+	}
+}
+
 // retainedOn subscribes a fresh MQTT 5 client to filter and returns the
 // retained messages it gets. It subscribes with QoS 0: with QoS 1
 // deliveries in flight, the client's next SUBSCRIBE could reuse a packet
@@ -190,16 +213,22 @@ func TestRetainedFollowsStore(t *testing.T) {
 	}
 }
 
-// A state reset (raft snapshot restore) reloads the tree from the store.
+// A write the store refused is served by this node until a state reset
+// (raft snapshot restore) reloads the table: the store decides then.
 func TestRetainedReloadOnReset(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
 	pub := mustV5(t, n.tcp(), "pub", "", "")
 	pub.mustPub("z/kept", "1", 1, true)
 	eventually(t, "stored", func() bool { return n.retainedCount() == 1 })
-	// Something only in the tree (as if the store lost it in a restore)
-	n.b.server.Topics.RetainMessage(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Retain: true},
-		TopicName: "z/stray", Payload: []byte("x")})
+	r := n.b.retained
+	rec := store.Retained{V: 1, Topic: "z/stray", Payload: []byte("x"), Created: time.Now().UTC()}
+	r.mu.Lock()
+	r.unstored["z/stray"] = &retainedWrite{topic: "z/stray", value: []byte("{}"), pk: packetFromRecord(&rec, 0)}
+	r.mu.Unlock()
+	if got := n.served("z/#"); len(got) != 2 {
+		t.Fatalf("before the reset: served %v, want z/kept and z/stray", got)
+	}
 	m := n.b.mirrors[2]
 	m.onChange([]store.Change{{Index: n.st.AppliedIndex()}}) // Reset
 	eventually(t, "reload", func() bool {
@@ -307,9 +336,10 @@ func TestRetainedExpiryExact(t *testing.T) {
 }
 
 // The race of a retained publish with the commit of an older write of the
-// topic: mochi puts the new message in the tree, the older commit is
-// applied, then mochi calls OnRetainMessage. The tree must show the new
-// message (the publisher gets its PUBACK next), and keep it.
+// topic: mochi puts the new message in its map, the older commit is
+// applied, then mochi calls OnRetainMessage. The node must serve the new
+// message (the publisher gets its PUBACK next), and keep it; mochi's map
+// must not keep it.
 func TestRetainedPublishRacesOlderCommit(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
@@ -320,11 +350,15 @@ func TestRetainedPublishRacesOlderCommit(t *testing.T) {
 	cl, _ := n.b.server.Clients.Get("pub")
 	mirror := n.b.mirrors[2]
 	tree := func() string {
-		pk, ok := n.b.server.Topics.Retained.Get("race/t")
+		t.Helper()
+		if pk, ok := n.b.server.Topics.Retained.Get("race/t"); ok {
+			t.Fatalf("mochi's retained map holds %q", pk.Payload)
+		}
+		v, ok := n.served("race/t")["race/t"]
 		if !ok {
 			return "<none>"
 		}
-		return string(pk.Payload)
+		return v
 	}
 	lateCommit := func(rec store.Retained) {
 		val, err := json.Marshal(&rec)
@@ -363,20 +397,22 @@ func TestRetainedPublishRacesOlderCommit(t *testing.T) {
 
 // On a follower, the store can report a local write committed before
 // this node has applied the commit; changes of the topic committed before
-// it, applied meanwhile, must not replace it in the tree.
+// it, applied meanwhile, must not be served instead of it.
 func TestRetainedLocalWriteAnsweredBeforeApplied(t *testing.T) {
 	t.Parallel()
 	n := startNode(t, t.TempDir(), func(o *Options) {
 		o.AuthnEnable = false
 		o.RetainedBatchWindow = time.Hour // the test submits by hand
 	})
-	r, mirror := n.b.retained, n.b.mirrors[2]
+	r := n.b.retained
 	put := func(payload string) store.Retained {
 		return store.Retained{V: 1, Topic: "f/t", Payload: []byte(payload), Created: time.Now().UTC()}
 	}
 	commit := func(val []byte) {
-		mirror.onChange([]store.Change{{Type: store.OpPut, Table: store.TableRetained, Key: "f/t",
-			Value: val, Index: n.st.AppliedIndex()}})
+		if _, err := n.st.Apply(t.Context(), store.Op{Type: store.OpPut, Table: store.TableRetained,
+			Key: "f/t", Value: val}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	encode := func(rec store.Retained) []byte {
 		b, err := json.Marshal(&rec)
@@ -385,10 +421,7 @@ func TestRetainedLocalWriteAnsweredBeforeApplied(t *testing.T) {
 		}
 		return b
 	}
-	tree := func() string {
-		pk, _ := n.b.server.Topics.Retained.Get("f/t")
-		return string(pk.Payload)
-	}
+	tree := func() string { return n.served("f/t")["f/t"] }
 	commit(encode(put("old")))
 	pub := mustV5(t, n.tcp(), "pub", "", "")
 	cl, _ := n.b.server.Clients.Get("pub")
@@ -420,7 +453,7 @@ func TestRetainedLocalWriteAnsweredBeforeApplied(t *testing.T) {
 	pub.close()
 }
 
-// The tree converges to the retained table through state resets (raft
+// What the node serves converges to the retained table through state resets (raft
 // snapshot restores, a store reset as on join) that happen while other
 // writers commit changes, some of them during the reloads.
 func TestRetainedMirrorConvergesThroughResets(t *testing.T) {
@@ -484,18 +517,86 @@ func TestRetainedMirrorConvergesThroughResets(t *testing.T) {
 				return nil
 			})
 		})
-		inTree := map[string]string{}
-		for topic, pk := range n.b.server.Topics.Retained.GetAll() {
-			if !strings.HasPrefix(topic, sysPrefix) {
-				inTree[topic] = string(pk.Payload)
-			}
-		}
-		if maps.Equal(stored, inTree) {
+		served := n.served("conv/#")
+		if maps.Equal(stored, served) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the tree does not match the retained table:\nstore %v\ntree  %v", stored, inTree)
+			t.Fatalf("the node does not serve the retained table:\nstore  %v\nserved %v", stored, served)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// The store reader serves, for every filter, exactly the stored topics
+// the filter matches: the literal prefix range, the parent level of a
+// trailing "#", "$" topics only for filters that name them, across many
+// chunks.
+func TestRetainedReaderMatchesFilters(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	topics := []string{"a", "a/b", "a/b/c", "a/b/c/d", "a/bc", "a/b#", "ab", "a//b", "/a", "b/a/c",
+		"$x/a", "$x", "c/a/b", "sport/tennis/player1", "sport/tennis/player1/ranking", "sport/tennis"}
+	for i := range 3000 {
+		topics = append(topics, fmt.Sprintf("big/%d/v", i))
+	}
+	var ops []store.Op
+	for _, topic := range topics {
+		ops = append(ops, mustOp(t)(store.Put(store.TableRetained, topic, store.Retained{V: store.RecordVersion,
+			Topic: topic, Payload: []byte("v:" + topic), Created: time.Now().UTC()})))
+	}
+	for len(ops) > 0 {
+		k := min(len(ops), 1000)
+		if _, err := n.st.Apply(t.Context(), ops[:k]...); err != nil {
+			t.Fatal(err)
+		}
+		ops = ops[k:]
+	}
+	for _, filter := range []string{"#", "+", "a", "a/#", "a/+", "a/+/c", "+/b", "+/+", "/#", "+/a",
+		"$x/#", "$x", "$x/+", "+/#", "big/#", "big/+/v", "big/17/v", "big/+", "sport/tennis/+", "sport/#",
+		"sport/tennis/player1/#", "a/b/c/d/#", "nothing/#", "a/b#"} {
+		want := map[string]string{}
+		for _, topic := range topics {
+			if MatchTopic(filter, topic) {
+				want[topic] = "v:" + topic
+			}
+		}
+		if got := n.served(filter); !maps.Equal(got, want) {
+			t.Errorf("filter %q: served %d topics, want %d\ngot  %v\nwant %v", filter, len(got), len(want),
+				firstKeys(got, 10), firstKeys(want, 10))
+		}
+	}
+	// mochi's own retained map holds none of them.
+	if n.b.server.Topics.Retained.Len() > 0 {
+		for topic := range n.b.server.Topics.Retained.GetAll() {
+			if !strings.HasPrefix(topic, sysPrefix) {
+				t.Fatalf("mochi's retained map holds %s", topic)
+			}
+		}
+	}
+}
+
+func firstKeys(m map[string]string, k int) []string {
+	keys := slices.Sorted(maps.Keys(m))
+	return keys[:min(k, len(keys))]
+}
+
+// Retained publishes leave mochi's in-memory retained map as they found it
+// (it holds only mochi's $SYS topics), and subscribers still get them.
+func TestRetainedNotInMochiMap(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnEnable = false })
+	pub := mustV5(t, n.tcp(), "pub", "", "")
+	for i := range 50 {
+		pub.mustPub(fmt.Sprintf("m/%d", i), "x", byte(i%2), true)
+	}
+	for topic := range n.b.server.Topics.Retained.GetAll() {
+		if !strings.HasPrefix(topic, sysPrefix) {
+			t.Fatalf("mochi's retained map holds %s", topic)
+		}
+	}
+	if got := retainedOn(t, n, "m/#"); len(got) != 50 {
+		t.Fatalf("subscriber got %d retained messages, want 50", len(got))
+	}
+	eventually(t, "stored", func() bool { return n.b.Metrics().Retained == 50 })
 }

@@ -215,8 +215,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 			os.Remove(tmp.Name())
 		}
 	}()
-	var res *Result
-	inBackground(func() { res, err = m.write(ctx, tmp, id, req) })
+	res, err := m.write(ctx, tmp, id, req)
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -334,11 +333,11 @@ func (w *archiveWriter) AddFile(path string, mode os.FileMode, size int64, modTi
 func readerOf(wt io.WriterTo) (pr *io.PipeReader, wait func()) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
-	go inBackground(func() {
+	go func() {
 		defer close(done)
 		_, err := wt.WriteTo(pw)
 		pw.CloseWithError(err)
-	})
+	}()
 	return pr, func() { <-done }
 }
 

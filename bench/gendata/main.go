@@ -118,7 +118,9 @@ func main() {
 			w.Write([]byte(","))
 		}
 		rand.Read(body)
-		enc(store.Retained{V: 1, Topic: fmt.Sprintf("bench/r/%07d", i), Payload: body, QoS: 1, From: "gendata", Created: now})
+		// Not under bench/: loadgen's subscribers use bench/#, and would
+		// get every one of these at subscribe time in a latency run.
+		enc(store.Retained{V: 1, Topic: fmt.Sprintf("gen/r/%07d", i), Payload: body, QoS: 1, From: "gendata", Created: now})
 	}
 	w.Write([]byte(`],"api_keys":[],"admins":[],"config":[]},"config_files":[],"counts":`))
 	fmt.Fprintf(w, `{"users":%d,"acl":%d,"banned":0,"retained":%d,"api_keys":0,"admins":0,"config":0},`, *users, *acl, *retained)

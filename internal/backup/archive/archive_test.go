@@ -387,6 +387,30 @@ func TestAddFileReadError(t *testing.T) {
 	w.Close(Manifest{})
 }
 
+// Yield is called before every chunk of a file: a large file never runs
+// more than one chunk without giving the caller a turn.
+func TestAddFileYields(t *testing.T) {
+	calls := 0
+	w, err := NewWriter(io.Discard, WriteOptions{Concurrency: 1, Yield: func() { calls++ }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 10*writeChunk + 7
+	if err := w.AddFile("data/store.db", 0o600, size, time.Now(), io.LimitReader(zeroReader{}, size)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(Manifest{Node: "n1"}); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 11 {
+		t.Fatalf("Yield called %d times for %d chunks", calls, 11)
+	}
+}
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
 func TestEmptyBackup(t *testing.T) {
 	data := backupBytes(t, nil, WriteOptions{})
 	m, err := ReadManifest(bytes.NewReader(data), ReadOptions{})

@@ -35,11 +35,20 @@ type WriteOptions struct {
 	// of memory; 1 needs less than 10 MiB and leaves a busy broker the
 	// most CPU, at half the speed of 2.
 	Concurrency int
+	// Yield, if set, is called before each chunk of a file is read,
+	// hashed and compressed (copyChunk bytes): a running node passes a
+	// function that lets its other goroutines run first.
+	Yield func()
 
 	// scryptLogN overrides age's scrypt work factor (2^18), for tests
 	// only: the default costs a second, and far more under -race.
 	scryptLogN int
 }
+
+// writeChunk is how much of a file is read, hashed and compressed at a
+// time: one zstd block, and a short enough step (well under a millisecond)
+// for Yield to keep a busy broker responsive.
+const writeChunk = 128 << 10
 
 // Writer writes one backup as a stream: AddFile for each file, then Close.
 // It is not safe for concurrent use.
@@ -50,6 +59,7 @@ type Writer struct {
 	zw    *zstd.Encoder
 	tw    *tar.Writer
 	buf   []byte
+	yield func()
 	files []FileEntry
 	paths map[string]bool // files added so far
 	dirs  map[string]bool // directories above them
@@ -97,7 +107,8 @@ func NewWriter(dst io.Writer, opts WriteOptions) (*Writer, error) {
 
 	w := &Writer{
 		out:   &sink{w: dst},
-		buf:   make([]byte, copyBufferSize),
+		buf:   make([]byte, writeChunk),
+		yield: opts.Yield,
 		paths: make(map[string]bool),
 		dirs:  make(map[string]bool),
 	}
@@ -229,6 +240,9 @@ func (w *Writer) copyFile(path string, size int64, r io.Reader) (string, error) 
 	h := sha256.New()
 	var done int64
 	for done < size {
+		if w.yield != nil {
+			w.yield()
+		}
 		chunk := w.buf
 		if rest := size - done; rest < int64(len(chunk)) {
 			chunk = chunk[:rest]

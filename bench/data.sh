@@ -222,7 +222,7 @@ for size in (small, big):
     st = next(r for r in rows if r.get("step") == "settled" and r["size"] == size)
     imp = get("import", size)
     growth = ", ".join(f"n{i+1} {mb(a - imp['rss'][i]['base_anon']):.0f}" for i, a in enumerate(st["anon"]))
-    print(f"- {int(size):,} users: RssAnon growth once steady after the import (retained messages loaded into the broker's memory), MB: {growth}")
+    print(f"- {int(size):,} users: RssAnon growth once steady after the import (the node's working set with the data), MB: {growth}")
 print()
 print(f"Flatness ({int(big):,} vs {int(small):,} users), ratio of peak RSS of the working node:")
 print()

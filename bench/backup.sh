@@ -10,6 +10,8 @@
 #      bytes: `etcdctl snapshot save`, best of 2;
 #   4. publish latency: loadgen fan-in QoS 1 at a fixed rate, alone and with
 #      a backup started 1 s into it, two pairs alternating: p50/p99 of each;
+#      meanwhile bench/writeprobe.py times replicated writes (an ACL rule
+#      through the REST API every 20 ms): the store's write pauses;
 #   5. restore: `roost restore` of the backup into the stopped node's data
 #      dir, and the node's start afterwards.
 # Prints a markdown table and writes it to bench/results/backup-<date>.md.
@@ -97,15 +99,20 @@ lg() { "$tmp/loadgen" -addr "$mqtt" -scenario fanin -qos 1 -pubs 4 -subs 1 -coun
 best_bt=$(best "${bt[@]}")
 dur=$(python3 -c "import math; print(max(10, math.ceil(${best_bt}) + 4))")s
 rm -f "$data/backup/"b*.tar.zst
+probe() { python3 bench/writeprobe.py "$data/roost.sock" "${dur%s}" 0.02 "$1" >"$tmp/w-$1.json"; }
 for i in 1 2; do # two pairs, alternating: the machine's noise shows in both
+  probe "alone-$i" & ppid=$!
   lg "$dur" alone >"$tmp/lat-alone-$i.json"
+  wait $ppid
+  probe "during-$i" & ppid=$!
   ( sleep 1; ctl -o json backup create --name "during-$i.tar.zst" >"$tmp/during.json" ) & bpid=$!
   lg "$dur" during >"$tmp/lat-during-$i.json"
-  wait $bpid
+  wait $bpid $ppid
   rm -f "$data/backup/during-$i.tar.zst"
 done
 pct() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(d["latency"][sys.argv[2]])' "$1" "$2"; }
 lat_row() { echo "| $1 | $(pct "$2" p50_ms) | $(pct "$2" p99_ms) | $(pct "$2" max_ms) |"; }
+w_row() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("| %s | %d | %s | %s | %s |" % (sys.argv[2], d["writes"], d["p50_ms"], d["p99_ms"], d["max_ms"]))' "$tmp/w-$1.json" "$2"; }
 
 echo "== tar | zstd of the stopped data dir" >&2
 stop_node
@@ -192,6 +199,15 @@ $(lat_row "alone (1)" "$tmp/lat-alone-1.json")
 $(lat_row "with a backup started 1 s in (1)" "$tmp/lat-during-1.json")
 $(lat_row "alone (2)" "$tmp/lat-alone-2.json")
 $(lat_row "with a backup started 1 s in (2)" "$tmp/lat-during-2.json")
+
+Replicated writes meanwhile (one ACL rule added through the REST API every 20 ms, each a raft commit):
+
+| run | writes | p50 ms | p99 ms | max ms |
+|---|---|---|---|---|
+$(w_row alone-1 "alone (1)")
+$(w_row during-1 "with a backup (1)")
+$(w_row alone-2 "alone (2)")
+$(w_row during-2 "with a backup (2)")
 
 p99 ratio during/alone: pair 1 $(ratio "$(pct "$tmp/lat-during-1.json" p99_ms)" "$(pct "$tmp/lat-alone-1.json" p99_ms)"), pair 2 $(ratio "$(pct "$tmp/lat-during-2.json" p99_ms)" "$(pct "$tmp/lat-alone-2.json" p99_ms)"); both pairs pooled (mean p99 during / mean p99 alone) $(ratio "($(pct "$tmp/lat-during-1.json" p99_ms) + $(pct "$tmp/lat-during-2.json" p99_ms))" "($(pct "$tmp/lat-alone-1.json" p99_ms) + $(pct "$tmp/lat-alone-2.json" p99_ms))")
 EOF

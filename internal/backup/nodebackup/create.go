@@ -7,6 +7,7 @@
 package nodebackup
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"filippo.io/age"
@@ -217,7 +218,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 		}
 	}()
 	var res *Result
-	inBackground(func() { res, err = m.write(ctx, tmp, id, req) })
+	inBackground(func() { res, err = m.write(ctx, newWriteBehind(tmp), id, req) })
 	if err != nil {
 		return nil, fmt.Errorf("backup: %w", err)
 	}
@@ -331,13 +332,20 @@ func (w *archiveWriter) AddFile(path string, mode os.FileMode, size int64, modTi
 }
 
 // readerOf turns a WriterTo into a Reader through a pipe, so the archive
-// writer can pull it like any file. wait returns once WriteTo has.
+// writer can pull it like any file. wait returns once WriteTo has. The
+// pipe is fed in 1 MiB writes: bbolt writes 32 KiB at a time, and each
+// pipe write is a hand-off between the two (locked, see inBackground)
+// threads, which cost 16% of a backup's CPU in futex calls.
 func readerOf(wt io.WriterTo) (pr *io.PipeReader, wait func()) {
 	pr, pw := io.Pipe()
 	done := make(chan struct{})
 	go inBackground(func() {
 		defer close(done)
-		_, err := wt.WriteTo(pw)
+		bw := bufio.NewWriterSize(pw, 1<<20)
+		_, err := wt.WriteTo(bw)
+		if err == nil {
+			err = bw.Flush()
+		}
 		pw.CloseWithError(err)
 	})
 	return pr, func() { <-done }

@@ -108,8 +108,10 @@ for i in 1 2; do # two pairs, alternating: the machine's noise shows in both
   ( sleep 1; ctl -o json backup create --name "during-$i.tar.zst" >"$tmp/during.json" ) & bpid=$!
   lg "$dur" during >"$tmp/lat-during-$i.json"
   wait $bpid $ppid
-  rm -f "$data/backup/during-$i.tar.zst"
 done
+# Deleted only now: on a filesystem mounted with discard, deleting 550 MB
+# stalls other fsyncs, which the next run would measure.
+rm -f "$data/backup/"during-*.tar.zst
 pct() { python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); print(d["latency"][sys.argv[2]])' "$1" "$2"; }
 lat_row() { echo "| $1 | $(pct "$2" p50_ms) | $(pct "$2" p99_ms) | $(pct "$2" max_ms) |"; }
 w_row() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("| %s | %d | %s | %s | %s |" % (sys.argv[2], d["writes"], d["p50_ms"], d["p99_ms"], d["max_ms"]))' "$tmp/w-$1.json" "$2"; }

@@ -498,9 +498,9 @@ func (m *Manager) Delete(name string) error {
 //     holding its processor until the scheduler preempts it (10 ms);
 //   - every paceWindow of backup work, if the rest of the process (the
 //     broker) used more than a quarter of a core meanwhile, the backup
-//     sleeps half as long as it worked: on a busy node it runs at about
-//     two thirds of its speed and leaves the cores to the broker; on an
-//     idle one it runs flat out.
+//     sleeps as long as it worked: on a busy node it runs at about half
+//     its speed and leaves the cores to the broker; on an idle one it
+//     runs flat out.
 //
 // It runs on the backup's own locked thread (inBackground), whose CPU
 // time threadCPU measures.
@@ -523,7 +523,7 @@ func (y *yielder) yield() {
 	} else if wall := now.Sub(y.start); wall >= paceWindow {
 		self, total := cpuTimes()
 		if others := (total - y.totalCPU) - (self - y.selfCPU); others > wall/4 {
-			time.Sleep(wall / 2)
+			time.Sleep(wall)
 		}
 		y.begin(time.Now())
 	}

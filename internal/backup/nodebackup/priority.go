@@ -5,11 +5,10 @@ import "runtime"
 // backupNice is the nice value of the threads that read, hash and
 // compress a backup: a backup is background work and should take the CPU
 // time the broker leaves, not share it equally. Measured on 2 cores with
-// publishers at 2000 msg/s: publish p99 during a backup 1.7-2.0x its
-// level without one at nice 0, 1.1-1.2x at 19 (the backup ~20% slower).
-// With the broker saturated the ratio was 2-3.6x either way: a niced
+// publishers at 2000 msg/s: publish p99 during a backup 1.7-3x its level
+// without one at nice 0, 1.1-2x at 19. With the broker saturated a niced
 // thread that holds a Go processor while the kernel runs others delays
-// the runtime too, and the backup then takes longer.
+// the runtime too (2-3.6x either way); the yielder's pacing covers that.
 const backupNice = 19
 
 // inBackground runs fn on a goroutine of its own OS thread, at backupNice

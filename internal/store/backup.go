@@ -73,10 +73,16 @@ func (s *Store) BeginBackup() (*Backup, error) {
 			return nil, fmt.Errorf("store: backup: begin read: %w", err)
 		}
 		index, term := readApplied(tx)
-		if cfgIndex > index && try < 20 {
+		if (cfgIndex > index || index == 0) && try < 20 {
 			_ = tx.Rollback()
 			time.Sleep(50 * time.Millisecond)
 			continue
+		}
+		if index == 0 {
+			// Raft state rebuilt at index 0 would not start: there is
+			// nothing to back up before the first entry is applied.
+			_ = tx.Rollback()
+			return nil, errors.New("store: backup: nothing applied yet (raft index 0); try again once the node has started")
 		}
 		b := &Backup{tx: tx, Tables: map[string]int{}}
 		b.Meta.Index, b.Meta.Term = index, term

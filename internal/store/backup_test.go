@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // A backup view written to a file, with the raft state WriteRaftState
@@ -97,6 +98,13 @@ func TestBackupRestoreRoundTrip(t *testing.T) {
 func TestWriteRaftStateSingle(t *testing.T) {
 	src := t.TempDir()
 	s := openTest(t, src)
+	// Leadership comes before the first entry is applied; under load the
+	// gap is long enough to matter.
+	for deadline := time.Now().Add(10 * time.Second); s.AppliedIndex() == 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("nothing applied 10 s after the store opened")
+		}
+	}
 	b, err := s.BeginBackup()
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ import (
 //     topic aliases, queueing for offline sessions, message expiry)
 //     without an ACL check (inline clients skip it) and without being
 //     forwarded again (OnPublish recognises it). It is injected without
-//     the retain flag, so mochi neither touches the retained tree nor
+//     the retain flag, so mochi neither touches its retained map nor
 //     calls OnRetainMessage (the retained store reaches every node
 //     through raft); OnPacketEncode sets the flag again on the way out to
 //     MQTT 5 subscribers whose matching subscription has Retain As

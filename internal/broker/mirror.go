@@ -9,8 +9,8 @@ import (
 	"github.com/roostmq/roost/internal/store"
 )
 
-// mirror keeps an in-memory structure (compiled ACL rules, bans, mochi's
-// retained tree) in step with one replicated table.
+// mirror keeps an in-memory structure (compiled ACL rules, bans,
+// the retained-message expiry index) in step with one replicated table.
 //
 // Normal commits arrive through store.OnChange and are applied
 // incrementally, on the raft apply goroutine, so a write is visible to the

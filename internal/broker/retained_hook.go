@@ -47,7 +47,7 @@ import (
 
 const sysPrefix = "$SYS/"
 
-// markRetained marks a tree packet built from a store record, in
+// markRetained marks a packet built from a stored retained record, in
 // Filters[0] (see cluster_hook.go for the use of Filters). Its Identifier
 // holds the nanoseconds of the expiry time beyond pk.Expiry, which is in
 // whole unix seconds as mochi expects. Deliveries keep the marker, so
@@ -56,7 +56,7 @@ const sysPrefix = "$SYS/"
 const markRetained = "\x00roost:retained"
 
 // packetExpiry returns when a retained packet expires; ok is false if it
-// never does. Without the marker (a packet mochi put in the tree itself)
+// never does. Without the marker (a packet of mochi's own, e.g. $SYS)
 // it is pk.Expiry, which is at most the exact expiry.
 func packetExpiry(pk *packets.Packet) (t time.Time, ok bool) {
 	if pk.Expiry <= 0 {
@@ -136,7 +136,7 @@ func (r *retainedSync) ID() string { return "roost-retained" }
 
 func (r *retainedSync) Provides(b byte) bool { return b == mqtt.OnRetainMessage }
 
-// packetFromRecord builds the tree packet of a stored retained message;
+// packetFromRecord builds the packet delivered for a stored retained message;
 // maxExpiry (seconds, 0: none) caps its expiry.
 func packetFromRecord(rec *store.Retained, maxExpiry uint32) packets.Packet {
 	pk := packets.Packet{

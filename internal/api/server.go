@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -53,6 +54,7 @@ type Server struct {
 	tokenKey []byte
 	mux      *http.ServeMux
 	router   http.Handler
+	health   *target.Health // set by RegisterBackups
 }
 
 // New builds the API server. It does not listen: see Serve.

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -263,13 +265,19 @@ type ExportRequest struct {
 	Filename        string
 	Tables          []string // nil: all
 	IncludeSessions bool
-	Progress        func(Progress)
+	// To is where the export goes: "" backup.target; "local" the
+	// node's backup dir; an absolute directory path; s3://bucket/prefix.
+	To        string
+	Progress  func(Progress)
+	scheduled bool
 }
 
 // ExportFile describes a written export.
 type ExportFile struct {
 	Filename      string         `json:"filename"`
-	Path          string         `json:"path"`
+	Path          string         `json:"path"`   // the file's path, or the object's s3:// URL
+	Target        string         `json:"target"` // a directory or s3://bucket/prefix
+	Remote        bool           `json:"remote"` // at backup.target rather than in the backup dir
 	Size          int64          `json:"size"`
 	Format        string         `json:"format"`
 	Version       int            `json:"version"`
@@ -297,9 +305,9 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 		if !strings.HasSuffix(req.Filename, ".json") && !strings.HasSuffix(req.Filename, ".json.gz") {
 			return fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, req.Filename)
 		}
-		if _, err := os.Stat(filepath.Join(m.opts.Dir, req.Filename)); err == nil {
-			return fmt.Errorf("%w: %s is already in the backup dir (delete it or choose another name)", ErrFileExists, req.Filename)
-		}
+	}
+	if _, err := m.targetOf(req.To); err != nil {
+		return err
 	}
 	for _, t := range req.Tables {
 		if !slices.Contains(storeTables(), t) {
@@ -313,15 +321,21 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 }
 
 // Export writes the tables, from one linearizable read point, with the
-// node's config files, into a file of the backup dir. On a follower the
-// read point is reached by committing a no-op entry through the leader
-// and waiting to apply it (store.SyncPoint): the export then holds every
-// write acknowledged before it started, on whichever node it runs.
+// node's config files, to a target (backup.target by default), streaming
+// (a directory shows the file once complete, a bucket once its upload
+// is). On a follower the read point is reached by committing a no-op
+// entry through the leader and waiting to apply it (store.SyncPoint):
+// the export then holds every write acknowledged before it started, on
+// whichever node it runs.
 func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, error) {
 	start := time.Now()
 	name, rename := req.Filename, false
 	if name == "" {
-		name, rename = "roost-export-"+start.UTC().Format("20060102T150405Z")+".json.gz", true
+		auto := ""
+		if req.scheduled {
+			auto = scheduledSuffix
+		}
+		name, rename = "roost-export-"+start.UTC().Format(exportTimeLayout)+auto+".json.gz", true
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err
@@ -329,8 +343,12 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	if !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".json.gz") {
 		return nil, fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, name)
 	}
-	if _, err := os.Stat(filepath.Join(m.opts.Dir, name)); err == nil && !rename {
-		return nil, fmt.Errorf("%w: %s is already in the backup dir (delete it or choose another name)", ErrFileExists, name)
+	tg, err := m.targetOf(req.To)
+	if err != nil {
+		return nil, err
+	}
+	if name, err = freeName(ctx, tg, name, rename); err != nil {
+		return nil, err
 	}
 	tables := req.Tables
 	for _, t := range tables {
@@ -352,49 +370,35 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 		return nil, fmt.Errorf("export: reach a consistent read point: %w", err)
 	}
 
-	tmp, err := m.createTemp("export")
-	if err != nil {
-		return nil, err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after keep, a no-op
-	var w io.Writer = tmp
-	var zw *gzip.Writer
-	if strings.HasSuffix(name, ".gz") {
-		zw, _ = gzip.NewWriterLevel(tmp, gzip.BestSpeed)
-		w = zw
-	}
 	var res *ExportResult
-	err = m.st.View(func(tx *store.Tx) error {
-		var err error
-		res, err = WriteExport(ctx, w, tx, ExportOptions{
-			Header: Header{RoostVersion: m.opts.Version, ClusterID: m.opts.ClusterID(), SourceNode: m.opts.NodeName,
-				RaftIndex: tx.AppliedIndex(), CreatedAt: start.UTC()},
-			Tables: tables, ConfigFiles: m.opts.ConfigFiles(), Sessions: sessions, Progress: req.Progress,
+	obj, err := tg.Put(ctx, name, func(out io.Writer) error {
+		w := out
+		var zw *gzip.Writer
+		if strings.HasSuffix(name, ".gz") {
+			zw, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+			w = zw
+		}
+		err := m.st.View(func(tx *store.Tx) error {
+			var err error
+			res, err = WriteExport(ctx, w, tx, ExportOptions{
+				Header: Header{RoostVersion: m.opts.Version, ClusterID: m.opts.ClusterID(), SourceNode: m.opts.NodeName,
+					RaftIndex: tx.AppliedIndex(), CreatedAt: start.UTC()},
+				Tables: tables, ConfigFiles: m.opts.ConfigFiles(), Sessions: sessions, Progress: req.Progress,
+			})
+			return err
 		})
+		if err == nil && zw != nil {
+			err = zw.Close()
+		}
 		return err
 	})
-	if err == nil && zw != nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		if ctx.Err() == nil {
+			m.opts.Health.Failure(target.KindDataExport, tg.String(), err)
+		}
+		return nil, fmt.Errorf("export: %w", targetError(err))
 	}
-	kept, err := m.keep(tmpName, name, rename)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(filepath.Join(m.opts.Dir, kept))
-	if err != nil {
-		return nil, err
-	}
-	out := &ExportFile{Filename: kept, Path: filepath.Join(m.opts.Dir, kept), Size: fi.Size(), Format: FormatName,
+	out := &ExportFile{Filename: name, Path: objectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size, Format: FormatName,
 		Version: FormatVersion, SourceNode: res.Header.SourceNode, ClusterID: res.Header.ClusterID,
 		RaftIndex: res.Header.RaftIndex, CreatedAt: res.Header.CreatedAt, Counts: res.Counts,
 		ConfigFiles: len(m.opts.ConfigFiles()), Sessions: sessions != nil, Checksum: res.Checksum}
@@ -407,9 +411,30 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	}
 	d := time.Since(start)
 	out.DurationMS, out.RecordsPerSec = d.Milliseconds(), rate(out.Records, d)
-	m.log.Info("export written", "file", kept, "size", out.Size, "records", out.Records, "raft_index", out.RaftIndex,
-		"duration", d.Round(time.Millisecond))
+	m.opts.Health.Success(target.KindDataExport, tg.String(), name, obj.Size, d)
+	m.log.Info("export written", "target", tg.String(), "file", name, "size", out.Size, "records", out.Records,
+		"raft_index", out.RaftIndex, "duration", d.Round(time.Millisecond))
 	return out, nil
+}
+
+// freeName returns name, or with rename the first numbered variant of it
+// that tg does not hold.
+func freeName(ctx context.Context, tg target.Target, name string, rename bool) (string, error) {
+	for i := 1; i < 1000; i++ {
+		try := name
+		if i > 1 {
+			try = numbered(name, i)
+		}
+		// Any error but "found" leaves the name to Put, whose error says
+		// more (an S3 HEAD answer carries no error code).
+		if _, err := tg.Stat(ctx, try); err != nil {
+			return try, nil
+		}
+		if !rename {
+			return "", fmt.Errorf("%w: %s is already at %s (delete it or choose another name)", ErrFileExists, name, tg)
+		}
+	}
+	return "", fmt.Errorf("%w: too many files named like %s", ErrFileExists, name)
 }
 
 // isNodeBackup tells the node backups (internal/backup/nodebackup) that

@@ -181,16 +181,18 @@ func resolveEnables(ls *ListenersConfig) {
 func decodeFile(file string, data []byte, c *Config) (map[string]position, []*KeyError, error) {
 	var raw map[string]any
 	if err := toml.Unmarshal(data, &raw); err != nil {
+		// A key defined twice is named with both places (go-toml before
+		// v2.4 reports it without a position, later ones as a syntax
+		// error at the second).
+		if _, dup := keyPositions(data); dup != nil {
+			dup.File = file
+			return nil, nil, dup
+		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, col := de.Position()
 			return nil, nil, fmt.Errorf("%s:%d:%d: TOML syntax error: %s\n%s", file, line, col,
 				strings.TrimPrefix(de.Error(), "toml: "), indent(de.String()))
-		}
-		// go-toml reports some errors (a key defined twice) without a position.
-		if _, dup := keyPositions(data); dup != nil {
-			dup.File = file
-			return nil, nil, dup
 		}
 		return nil, nil, fmt.Errorf("%s: TOML error: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
 	}

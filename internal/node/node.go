@@ -17,6 +17,7 @@ import (
 	"github.com/roostmq/roost/internal/api"
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/cluster"
@@ -168,7 +169,14 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	}
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
-	var backups *nodebackup.Manager // set below; the status reads it
+	defTarget, err := defaultTarget(cfg)
+	if err != nil {
+		apiLn.Close()
+		return err
+	}
+	health := target.NewHealth()
+	var backups *nodebackup.Manager // set below; the status reads them
+	var data *backup.Manager
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
@@ -176,7 +184,8 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			idMu.Lock()
 			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
-				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups)}
+				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups),
+				Exports: exportStatus(data), Targets: health.Snapshot()}
 		},
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
@@ -188,7 +197,10 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		TokenKey:   tokenKey(cookie),
 		Cluster:    cl,
 	})
-	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
+	dopts := dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log)
+	dopts.Target, dopts.Resolve, dopts.Health = defTarget, Targets(cfg), health
+	dopts.ExportInterval, dopts.ExportKeep, dopts.IsLeader = time.Duration(cfg.Export.Interval), cfg.Export.Keep, st.IsLeader
+	data = backup.New(dopts)
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
 		Store: st, DataDir: dataDir, Dir: filepath.Join(dataDir, config.BackupDirName),
@@ -196,10 +208,12 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Version:  build.Version, Sessions: b.WriteSessionsTo,
 		Config: func() []string { return configFiles(loaded) }, ConfigDir: configDir(loaded),
 		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
+		Target: defTarget, Resolve: Targets(cfg), Health: health,
 	})
 	backups.RemoveStale()
-	srv.RegisterBackups(backups)
+	srv.RegisterBackups(backups, health)
 	go backups.RunSchedule(ctx)
+	go data.RunExportSchedule(ctx)
 	go func() {
 		// An import this node was running when it stopped left a stage
 		// behind: remove it now rather than make other nodes wait.
@@ -253,6 +267,14 @@ func configDir(loaded *config.Loaded) string {
 		return ""
 	}
 	return filepath.Dir(loaded.Paths.ConfigFile)
+}
+
+func exportStatus(m *backup.Manager) *backup.ExportSchedule {
+	if m == nil {
+		return nil
+	}
+	st := m.ScheduleStatus()
+	return &st
 }
 
 func backupStatus(m *nodebackup.Manager) *nodebackup.ScheduleStatus {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/archive"
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 )
@@ -45,9 +46,17 @@ const (
 
 // Options configure the backups of a running node.
 type Options struct {
-	Store     *store.Store
-	DataDir   string
-	Dir       string // where backups are written: <data_dir>/backup
+	Store   *store.Store
+	DataDir string
+	Dir     string // the node's own backup dir: <data_dir>/backup
+	// Target is where backups go by default and where the schedule
+	// writes (backup.target); nil: the backup dir.
+	Target target.Target
+	// Resolve returns the target of a request's "to": an absolute
+	// directory path or s3://bucket/prefix. Nil: only the defaults.
+	Resolve func(spec string) (target.Target, error)
+	// Health records every backup's outcome per target (may be nil).
+	Health    *target.Health
 	Identity  func() config.Identity
 	Version   string
 	Sessions  func(w io.Writer) (int64, error) // a consistent copy of sessions.db
@@ -73,7 +82,12 @@ func New(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Target == nil {
+		opts.Target = target.NewDir(opts.Dir)
+	}
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "node-backup")}
+	opts.Health.Ensure(target.KindNodeBackup, opts.Target.String())
+	m.sch.Target = opts.Target.String()
 	m.sch.Interval = opts.Interval.String()
 	m.sch.Keep = opts.Keep
 	m.sch.Enabled = opts.Interval > 0
@@ -85,13 +99,20 @@ type CreateRequest struct {
 	Name       string   `json:"name,omitempty"`       // in the backup dir; default roost-backup-<node>-<UTC time>.tar.zst[.age]
 	Recipients []string `json:"recipients,omitempty"` // age X25519 public keys
 	Passphrase string   `json:"passphrase,omitempty"`
-	scheduled  bool
+	// To is where the backup goes: "" backup.target; "local" the node's
+	// backup dir; an absolute directory path; or s3://bucket/prefix.
+	To        string `json:"to,omitempty"`
+	scheduled bool
 }
 
-// Info describes a backup file in the backup dir.
+// Info describes a backup at a target.
 type Info struct {
-	Name       string    `json:"name"`
-	Path       string    `json:"path,omitempty"`
+	Name string `json:"name"`
+	// Path is the file's path, or the object's s3:// URL.
+	Path   string `json:"path,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Remote: at backup.target rather than in the backup dir.
+	Remote     bool      `json:"remote"`
 	Size       int64     `json:"size"`
 	ModifiedAt time.Time `json:"modified_at"`
 	Scheduled  bool      `json:"scheduled"`
@@ -157,19 +178,86 @@ func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bo
 	return name + plainExt
 }
 
-func (m *Manager) path(name string) (string, error) {
+func checkBackupName(name string) error {
 	if err := backup.CheckName(name); err != nil {
-		return "", err
+		return err
 	}
 	if !IsBackupName(name) {
-		return "", fmt.Errorf("%w: backup name %q must end in %s (or %s when encrypted)", backup.ErrBadRequest, name, plainExt, agedExt)
+		return fmt.Errorf("%w: backup name %q must end in %s (or %s when encrypted)", backup.ErrBadRequest, name, plainExt, agedExt)
 	}
-	return filepath.Join(m.opts.Dir, name), nil
+	return nil
 }
 
-// Create writes one backup of this node into the backup dir: written to
-// a hidden temp file and renamed into place when complete, so the dir
-// never shows a partial backup.
+// ErrNoRemote is a request for the remote target where none is set.
+var ErrNoRemote = fmt.Errorf("%w: backup.target is not set: the backups are in the node's backup dir (list them without remote)", backup.ErrBadRequest)
+
+// targetOf resolves a request's "to" ("" the default target, "local"
+// the backup dir).
+func (m *Manager) targetOf(to string) (target.Target, error) {
+	switch {
+	case to == "":
+		return m.opts.Target, nil
+	case to == "local":
+		return target.NewDir(m.opts.Dir), nil
+	case m.opts.Resolve == nil:
+		return nil, fmt.Errorf("%w: this node writes backups only to %s", backup.ErrBadRequest, m.opts.Target)
+	}
+	t, err := m.opts.Resolve(to)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", backup.ErrBadRequest, err)
+	}
+	return t, nil
+}
+
+// listed returns the target that a listing, download or delete means:
+// the node's backup dir, or (remote) backup.target.
+func (m *Manager) listed(remote bool) (target.Target, error) {
+	if !remote {
+		return target.NewDir(m.opts.Dir), nil
+	}
+	if d, ok := m.opts.Target.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
+		return nil, ErrNoRemote
+	}
+	return m.opts.Target, nil
+}
+
+// isRemote reports whether tg is backup.target and not the backup dir.
+func (m *Manager) isRemote(tg target.Target) bool {
+	if d, ok := tg.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
+		return false
+	}
+	return tg.String() == m.opts.Target.String()
+}
+
+// Target is backup.target (the backup dir when it is not set).
+func (m *Manager) Target() target.Target { return m.opts.Target }
+
+// Dir is the node's backup dir.
+func (m *Manager) Dir() string { return m.opts.Dir }
+
+// objectPath is where an object of t is: a file path or an s3:// URL.
+func objectPath(t target.Target, name string) string {
+	if d, ok := t.(*target.Dir); ok {
+		return filepath.Join(d.Path(), name)
+	}
+	return t.String() + "/" + name
+}
+
+// targetError maps a target's errors to the backup package's.
+func targetError(err error) error {
+	switch {
+	case errors.Is(err, target.ErrNotFound):
+		return fmt.Errorf("%w: %v", backup.ErrFileNotFound, err)
+	case errors.Is(err, target.ErrExists):
+		return fmt.Errorf("%w: %v", backup.ErrFileExists, err)
+	}
+	return err
+}
+
+// Create writes one backup of this node to its target, streaming: a
+// directory shows it only once complete (temp file, fsync, link), an S3
+// bucket only once its multipart upload is completed. With encryption,
+// the bytes are age-encrypted before they leave the process.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
 	if len(req.Recipients) > 0 && req.Passphrase != "" {
 		return nil, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
@@ -192,62 +280,43 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 		}
 		return nil, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
 	}
-	path, err := m.path(name)
+	if err := checkBackupName(name); err != nil {
+		return nil, err
+	}
+	tg, err := m.targetOf(req.To)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := os.Stat(path); err == nil {
-		return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+	if _, err := tg.Stat(ctx, name); err == nil {
+		return nil, fmt.Errorf("%w: %s is at %s already", backup.ErrFileExists, name, tg)
 	}
 	if !m.mu.TryLock() {
 		return nil, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
 	}
 	defer m.mu.Unlock()
-	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
+	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil { // the sessions copy is spooled there
 		return nil, fmt.Errorf("backup: %w", err)
 	}
-	tmp, err := os.CreateTemp(m.opts.Dir, ".tmp-backup-*")
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	var res *Result
-	inBackground(func() { res, err = m.write(ctx, newWriteBehind(tmp), id, req) })
+	obj, err := tg.Put(ctx, name, func(w io.Writer) error {
+		var err error
+		inBackground(func() { res, err = m.write(ctx, w, id, req) })
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil { // never replaces a file of that name
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+		if ctx.Err() == nil {
+			m.opts.Health.Failure(target.KindNodeBackup, tg.String(), err)
 		}
-		return nil, fmt.Errorf("backup: %w", err)
+		m.log.Error("node backup failed", "target", tg.String(), "name", name, "err", err)
+		return nil, fmt.Errorf("backup: %w", targetError(err))
 	}
-	os.Remove(tmp.Name())
-	done = true
-	if d, err := os.Open(m.opts.Dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	res.Info = Info{Name: name, Path: path, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name), Encrypted: encrypted}
-	res.DurationMS = time.Since(start).Milliseconds()
-	m.log.Info("node backup written", "file", path, "bytes", fi.Size(), "raft_index", res.RaftIndex,
-		"duration", time.Since(start).Round(time.Millisecond))
+	res.Info = Info{Name: name, Path: objectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size,
+		ModifiedAt: obj.ModifiedAt, Scheduled: isScheduledName(name), Encrypted: encrypted}
+	took := time.Since(start)
+	res.DurationMS = took.Milliseconds()
+	m.opts.Health.Success(target.KindNodeBackup, tg.String(), name, obj.Size, took)
+	m.log.Info("node backup written", "target", tg.String(), "name", name, "bytes", obj.Size, "raft_index", res.RaftIndex,
+		"duration", took.Round(time.Millisecond))
 	return res, nil
 }
 
@@ -354,7 +423,7 @@ func readerOf(wt io.WriterTo) (pr *io.PipeReader, wait func()) {
 // addSessions copies sessions.db through a temp file: its size must be
 // known before it goes into the archive.
 func (m *Manager) addSessions(aw *archiveWriter) error {
-	f, err := os.CreateTemp(m.opts.Dir, ".tmp-sessions-*")
+	f, err := os.CreateTemp(m.opts.Dir, target.TempPrefix+"sessions-*")
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
@@ -420,76 +489,77 @@ func addFile(aw *archiveWriter, archivePath, path string) error {
 // when the node stopped (only the node writes its backup dir: at start,
 // every one is stale).
 func (m *Manager) RemoveStale() {
+	removed := target.NewDir(m.opts.Dir).RemovePartial()
 	ents, _ := os.ReadDir(m.opts.Dir)
 	for _, e := range ents {
+		// .tmp-backup-: the temp names of earlier versions.
 		if strings.HasPrefix(e.Name(), ".tmp-backup-") || strings.HasPrefix(e.Name(), ".tmp-sessions-") {
 			if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
-				m.log.Info("removed the temp file of an unfinished backup", "file", e.Name())
+				removed = append(removed, e.Name())
 			}
 		}
 	}
+	for _, n := range removed {
+		m.log.Info("removed the temp file of an unfinished backup", "file", n)
+	}
 }
 
-// List returns the backups of the backup dir, oldest first by name (the
-// default names sort by time).
-func (m *Manager) List() ([]Info, error) {
-	ents, err := os.ReadDir(m.opts.Dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return []Info{}, nil
-	}
+// List returns the backups of the node's backup dir, or (remote) of
+// backup.target, oldest first by name (the default names sort by time).
+// A shared bucket lists every node's backups.
+func (m *Manager) List(ctx context.Context, remote bool) ([]Info, error) {
+	tg, err := m.listed(remote)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", m.opts.Dir, err)
+		return nil, err
+	}
+	return m.list(ctx, tg)
+}
+
+func (m *Manager) list(ctx context.Context, tg target.Target) ([]Info, error) {
+	objs, err := tg.List(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := []Info{}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !IsBackupName(e.Name()) || backup.CheckName(e.Name()) != nil {
+	for _, o := range objs {
+		if checkBackupName(o.Name) != nil {
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, Info{Name: e.Name(), Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(),
-			Scheduled: isScheduledName(e.Name()), Encrypted: strings.HasSuffix(e.Name(), agedExt)})
+		out = append(out, Info{Name: o.Name, Path: objectPath(tg, o.Name), Target: tg.String(), Remote: m.isRemote(tg), Size: o.Size, ModifiedAt: o.ModifiedAt,
+			Scheduled: isScheduledName(o.Name), Encrypted: strings.HasSuffix(o.Name, agedExt)})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// Open opens a backup of the backup dir for download.
-func (m *Manager) Open(name string) (*os.File, Info, error) {
-	path, err := m.path(name)
+// Open opens a backup of the backup dir, or (remote) of backup.target,
+// for download.
+func (m *Manager) Open(ctx context.Context, name string, remote bool) (io.ReadCloser, Info, error) {
+	if err := checkBackupName(name); err != nil {
+		return nil, Info{}, err
+	}
+	tg, err := m.listed(remote)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, Info{}, fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
-	}
+	rc, o, err := tg.Open(ctx, name)
 	if err != nil {
-		return nil, Info{}, err
+		return nil, Info{}, targetError(err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, Info{}, err
-	}
-	return f, Info{Name: name, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name),
-		Encrypted: strings.HasSuffix(name, agedExt)}, nil
+	return rc, Info{Name: name, Path: objectPath(tg, name), Target: tg.String(), Remote: remote, Size: o.Size, ModifiedAt: o.ModifiedAt,
+		Scheduled: isScheduledName(name), Encrypted: strings.HasSuffix(name, agedExt)}, nil
 }
 
-// Delete removes a backup of the backup dir.
-func (m *Manager) Delete(name string) error {
-	path, err := m.path(name)
+// Delete removes a backup of the backup dir, or (remote) of
+// backup.target.
+func (m *Manager) Delete(ctx context.Context, name string, remote bool) error {
+	if err := checkBackupName(name); err != nil {
+		return err
+	}
+	tg, err := m.listed(remote)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return targetError(tg.Delete(ctx, name))
 }
 
 // yielder makes a backup step aside for the broker, before each chunk:

@@ -232,6 +232,12 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another node's scheduled backup, in a shared target, whose name
+	// starts like this node's: never this node's to delete.
+	other := n.m.defaultName("n1-b", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), false, true)
+	if _, err := n.m.Create(context.Background(), CreateRequest{Name: other}); err != nil {
+		t.Fatal(err)
+	}
 	var sched []string
 	for i := range 4 {
 		name := n.m.defaultName("n1", time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC), false, true)
@@ -239,11 +245,11 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		sched = append(sched, name)
-		if err := n.m.prune(); err != nil {
+		if err := n.m.prune(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	list, err := n.m.List()
+	list, err := n.m.List(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +257,7 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 	for _, b := range list {
 		got = append(got, b.Name)
 	}
-	want := []string{sched[2], sched[3], manual.Name}
+	want := []string{sched[2], sched[3], manual.Name, other}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("after retention: %v, want %v", got, want)
 	}

@@ -65,7 +65,7 @@ func newRootCmd() *cobra.Command {
 		return l.Paths.DataDir, nil
 	}
 	root.AddCommand(newStartCmd(load), newPathsCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
-		newBackupCmd(), newRestoreCmd(resolveDataDir))
+		newBackupCmd(load), newRestoreCmd(load, resolveDataDir))
 	return root
 }
 

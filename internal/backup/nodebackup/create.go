@@ -315,7 +315,7 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 	took := time.Since(start)
 	res.DurationMS = took.Milliseconds()
 	m.opts.Health.Success(target.KindNodeBackup, tg.String(), name, obj.Size, took)
-	m.log.Info("node backup written", "target", tg.String(), "name", name, "bytes", obj.Size, "raft_index", res.RaftIndex,
+	m.log.Info("node backup written", "file", res.Path, "target", tg.String(), "bytes", obj.Size, "raft_index", res.RaftIndex,
 		"duration", took.Round(time.Millisecond))
 	return res, nil
 }

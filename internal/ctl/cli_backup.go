@@ -228,7 +228,7 @@ func printTargets(tw *tabwriter.Writer, ts []TargetStatus) {
 	}
 	for _, t := range ts {
 		if t.LastError != "" {
-			row(tw, "last failure ("+t.Kind+", "+t.Target+"):", t.LastError)
+			fmt.Fprintf(tw, "last failure (%s to %s): %s\n", t.Kind, t.Target, t.LastError) // no tab: outside the columns
 		}
 	}
 }

@@ -5,6 +5,7 @@
 package s3server
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -166,6 +167,19 @@ func (s *Server) MakeBucket(t testing.TB, name string) {
 	if err := s.Client(t).MakeBucket(ctx, name, minio.MakeBucketOptions{Region: "us-east-1"}); err != nil {
 		t.Fatalf("make bucket %s: %v", name, err)
 	}
+}
+
+// Put stores an object with the root credentials.
+func (s *Server) Put(bucket, key string, data []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := minio.New(s.addr, &minio.Options{Creds: credentials.NewStaticV4(AccessKey, SecretKey, ""),
+		BucketLookup: minio.BucketLookupPath, Region: "us-east-1"})
+	if err != nil {
+		return err
+	}
+	_, err = c.PutObject(ctx, bucket, key, bytes.NewReader(data), int64(len(data)), minio.PutObjectOptions{})
+	return err
 }
 
 // Keys lists every object key of a bucket (recursively).

@@ -331,11 +331,10 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	start := time.Now()
 	name, rename := req.Filename, false
 	if name == "" {
-		auto := ""
+		name, rename = exportPrefix+start.UTC().Format(exportTimeLayout)+".json.gz", true
 		if req.scheduled {
-			auto = scheduledSuffix
+			name = exportPrefix + start.UTC().Format(scheduledTimeLayout) + scheduledSuffix + ".json.gz"
 		}
-		name, rename = "roost-export-"+start.UTC().Format(exportTimeLayout)+auto+".json.gz", true
 	}
 	if err := CheckName(name); err != nil {
 		return nil, err

@@ -12,12 +12,14 @@ import (
 	"github.com/roostmq/roost/internal/backup/target"
 )
 
-// Names of scheduled exports: roost-export-<UTC time>-auto.json.gz.
-// Retention deletes only names of that form.
+// Names of exports: roost-export-<UTC time>.json.gz on request,
+// roost-export-<UTC time, ms>-auto.json.gz when scheduled (the ms keep
+// them in time order by name). Retention deletes only the latter.
 const (
-	exportTimeLayout = "20060102T150405Z"
-	scheduledSuffix  = "-auto"
-	exportPrefix     = "roost-export-"
+	exportTimeLayout    = "20060102T150405Z"
+	scheduledTimeLayout = "20060102T150405.000Z"
+	scheduledSuffix     = "-auto"
+	exportPrefix        = "roost-export-"
 )
 
 // ErrNoRemote is a request for the remote target where none is set.
@@ -181,16 +183,16 @@ func (m *Manager) ScheduleStatus() ExportSchedule {
 }
 
 // isScheduledExport reports whether name is a scheduled export:
-// roost-export-<UTC time>-auto.json.gz (or -auto-N.json.gz).
+// roost-export-<UTC time, ms>-auto.json.gz (or -auto-N.json.gz).
 func isScheduledExport(name string) bool {
 	rest, ok := strings.CutPrefix(name, exportPrefix)
-	if !ok || len(rest) < len(exportTimeLayout) {
+	if !ok || len(rest) < len(scheduledTimeLayout) || !strings.HasSuffix(rest, ".json.gz") {
 		return false
 	}
-	if _, err := time.Parse(exportTimeLayout, rest[:len(exportTimeLayout)]); err != nil {
+	if _, err := time.Parse(scheduledTimeLayout, rest[:len(scheduledTimeLayout)]); err != nil {
 		return false
 	}
-	rest = strings.TrimSuffix(rest[len(exportTimeLayout):], ".json.gz")
+	rest = strings.TrimSuffix(rest[len(scheduledTimeLayout):], ".json.gz")
 	if rest == scheduledSuffix {
 		return true
 	}

@@ -1,0 +1,105 @@
+package backup
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/roostmq/roost/internal/backup/target"
+)
+
+func TestIsScheduledExport(t *testing.T) {
+	for name, want := range map[string]bool{
+		"roost-export-20261203T101107.123Z-auto.json.gz":    true,
+		"roost-export-20261203T101107.123Z-auto-2.json.gz":  true,
+		"roost-export-20261203T101107Z.json.gz":             false, // on request
+		"roost-export-20261203T101107Z-auto.json.gz":        false,
+		"roost-export-20261203T101107.123Z-auto.json":       false,
+		"roost-export-2026120XT101107.123Z-auto.json.gz":    false,
+		"roost-export-20261203T101107.123Z-auto-x.json.gz":  false,
+		"my-roost-export-20261203T101107.123Z-auto.json.gz": false,
+	} {
+		if got := isScheduledExport(name); got != want {
+			t.Errorf("isScheduledExport(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
+
+// Scheduled exports: made only while this node leads, to the target;
+// retention there keeps the newest ExportKeep scheduled ones and never an
+// export made on request.
+func TestExportScheduleLeaderOnlyAndRetention(t *testing.T) {
+	st := openStore(t)
+	fill(t, st)
+	dir := filepath.Join(t.TempDir(), "target")
+	health := target.NewHealth()
+	var leader atomic.Bool
+	m := New(Options{Store: st, Dir: filepath.Join(t.TempDir(), "backup"), NodeName: "n1", Version: "test", Logger: quiet,
+		Target: target.NewDir(dir), Health: health, ExportInterval: 50 * time.Millisecond, ExportKeep: 2, IsLeader: leader.Load})
+	manual, err := m.Export(context.Background(), ExportRequest{Filename: "manual.json.gz"})
+	if err != nil || manual.Path != filepath.Join(dir, "manual.json.gz") || !manual.Remote {
+		t.Fatalf("manual export: %+v %v", manual, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { m.RunExportSchedule(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for m.ScheduleStatus().LastSkipped.IsZero() {
+		if time.Now().After(deadline) {
+			t.Fatal("the schedule never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := names(t, dir); !slices.Equal(got, []string{"manual.json.gz"}) {
+		t.Fatalf("a follower exported: %v", got)
+	}
+	leader.Store(true)
+	scheduled := func() []string {
+		var out []string
+		for _, n := range names(t, dir) {
+			if isScheduledExport(n) {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	for health.Of(target.KindDataExport)[0].Successes < 5 {
+		if time.Now().After(deadline.Add(10 * time.Second)) {
+			t.Fatalf("scheduled exports: %+v", health.Of(target.KindDataExport))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if got := scheduled(); len(got) != 2 {
+		t.Fatalf("after retention: %v scheduled exports, want 2", got)
+	}
+	if !slices.Contains(names(t, dir), "manual.json.gz") {
+		t.Fatal("retention deleted the export made on request")
+	}
+	if s := m.ScheduleStatus(); s.LastSuccess.IsZero() || !isScheduledExport(s.LastFile) || s.LastError != "" {
+		t.Fatalf("schedule status: %+v", s)
+	}
+}
+
+func names(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), ".") {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}

@@ -256,15 +256,15 @@ func (m *Manager) setNext(at time.Time) {
 }
 
 // pruneExports deletes, at backup.target, the oldest scheduled exports
-// beyond ExportKeep, and on S3 aborts the unfinished uploads of
-// scheduled exports older than one interval (a leader that died
-// mid-upload; a newer one may be another leader's, still running).
+// beyond ExportKeep, and clears the unfinished writes (S3 uploads, temp
+// files) of scheduled exports older than one interval (a leader that
+// died mid-upload; a newer one may be another leader's, still running).
 func (m *Manager) pruneExports(ctx context.Context) error {
-	if s3, ok := m.opts.Target.(*target.S3); ok {
-		if names, err := s3.AbortIncomplete(ctx, isScheduledExport, time.Now().Add(-m.opts.ExportInterval)); err != nil {
-			m.log.Warn("could not abort unfinished uploads", "target", s3.String(), "err", err)
+	if inc, ok := m.opts.Target.(target.Incomplete); ok {
+		if names, err := inc.AbortIncomplete(ctx, isScheduledExport, time.Now().Add(-m.opts.ExportInterval)); err != nil {
+			m.log.Warn("could not clear unfinished writes", "target", m.opts.Target.String(), "err", err)
 		} else if len(names) > 0 {
-			m.log.Info("aborted the unfinished uploads of scheduled exports", "target", s3.String(), "names", names)
+			m.log.Info("cleared the unfinished writes of scheduled exports", "target", m.opts.Target.String(), "names", names)
 		}
 	}
 	if m.opts.ExportKeep <= 0 {

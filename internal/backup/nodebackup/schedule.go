@@ -99,15 +99,15 @@ func (m *Manager) ownScheduled(name string) bool {
 }
 
 // prune deletes, at the default target, this node's oldest scheduled
-// backups beyond Keep; on S3 it also aborts the unfinished uploads of
-// its scheduled backups (cut off by a crash; the one just made is
-// complete, and no other runs meanwhile).
+// backups beyond Keep; it also clears what unfinished writes of its
+// scheduled backups left (S3 uploads, temp files cut off by a crash; the
+// one just made is complete, and no other runs meanwhile).
 func (m *Manager) prune(ctx context.Context) error {
-	if s3, ok := m.opts.Target.(*target.S3); ok {
-		if names, err := s3.AbortIncomplete(ctx, m.ownScheduled, time.Now()); err != nil {
-			m.log.Warn("could not abort unfinished uploads", "target", s3.String(), "err", err)
+	if inc, ok := m.opts.Target.(target.Incomplete); ok {
+		if names, err := inc.AbortIncomplete(ctx, m.ownScheduled, time.Now()); err != nil {
+			m.log.Warn("could not clear unfinished writes", "target", m.opts.Target.String(), "err", err)
 		} else if len(names) > 0 {
-			m.log.Info("aborted the unfinished uploads of scheduled backups", "target", s3.String(), "names", names)
+			m.log.Info("cleared the unfinished writes of scheduled backups", "target", m.opts.Target.String(), "names", names)
 		}
 	}
 	if m.opts.Keep <= 0 {

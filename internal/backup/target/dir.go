@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Dir is a directory target: the node's <data_dir>/backup by default, or
@@ -178,3 +179,43 @@ func (d *Dir) RemovePartial() []string {
 	}
 	return removed
 }
+
+// AbortIncomplete removes the temp files of unfinished objects whose
+// names own selects and that were last written before the cutoff: left
+// by a process killed mid-write (a directory target on an NFS mount is
+// not cleaned at start, as the node's own backup dir is).
+func (d *Dir) AbortIncomplete(_ context.Context, own func(name string) bool, before time.Time) ([]string, error) {
+	ents, err := os.ReadDir(d.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, d.fail("list", "", err)
+	}
+	var names []string
+	for _, e := range ents {
+		rest, ok := strings.CutPrefix(e.Name(), TempPrefix)
+		i := strings.LastIndex(rest, "-")
+		if !ok || i <= 0 || !own(rest[:i]) {
+			continue
+		}
+		if fi, err := e.Info(); err != nil || !fi.ModTime().Before(before) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(d.path, e.Name())); err == nil {
+			names = append(names, rest[:i])
+		}
+	}
+	return names, nil
+}
+
+// Incomplete is a target that can clear what unfinished writes left
+// behind (S3: unfinished multipart uploads; a directory: temp files).
+type Incomplete interface {
+	AbortIncomplete(ctx context.Context, own func(name string) bool, before time.Time) ([]string, error)
+}
+
+var (
+	_ Incomplete = (*Dir)(nil)
+	_ Incomplete = (*S3)(nil)
+)

@@ -137,6 +137,21 @@ func TestDirTarget(t *testing.T) {
 	if got := tg.(*target.Dir).RemovePartial(); len(got) != 1 {
 		t.Fatalf("RemovePartial removed %v", got)
 	}
+	// AbortIncomplete removes only the temp files of names it owns,
+	// older than the cutoff.
+	for _, n := range []string{"own-auto.bin", "other.bin"} {
+		os.WriteFile(filepath.Join(dir, target.TempPrefix+n+"-12345"), []byte("partial"), 0o600)
+	}
+	own := func(n string) bool { return strings.HasSuffix(n, "-auto.bin") }
+	if got, err := tg.(*target.Dir).AbortIncomplete(context.Background(), own, time.Now().Add(-time.Hour)); err != nil || len(got) != 0 {
+		t.Fatalf("AbortIncomplete with an old cutoff: %v %v", got, err)
+	}
+	if got, err := tg.(*target.Dir).AbortIncomplete(context.Background(), own, time.Now().Add(time.Second)); err != nil || len(got) != 1 || got[0] != "own-auto.bin" {
+		t.Fatalf("AbortIncomplete: %v %v", got, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, target.TempPrefix+"other.bin-12345")); err != nil {
+		t.Fatal("AbortIncomplete removed a temp file it does not own")
+	}
 	if _, err := target.New("relative/dir", target.S3Config{}); err == nil {
 		t.Error("a relative dir target was accepted")
 	}

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/backup/target"
+	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/store"
 )
 

@@ -166,7 +166,7 @@ state, and per target the last success and failure of this node's backups.`,
 			Remote   bool                      `json:"remote"`
 			Backups  []nodebackup.Info         `json:"backups"`
 			Schedule nodebackup.ScheduleStatus `json:"schedule"`
-			Targets  []TargetStatus           `json:"targets"`
+			Targets  []TargetStatus            `json:"targets"`
 		}
 		if err := cl.Do(ctx, http.MethodGet, "/api/v1/backups"+remoteQuery(remote), nil, &l); err != nil {
 			return err

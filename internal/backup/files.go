@@ -395,9 +395,9 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 		if ctx.Err() == nil {
 			m.opts.Health.Failure(target.KindDataExport, tg.String(), err)
 		}
-		return nil, fmt.Errorf("export: %w", targetError(err))
+		return nil, fmt.Errorf("export: %w", TargetError(err))
 	}
-	out := &ExportFile{Filename: name, Path: objectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size, Format: FormatName,
+	out := &ExportFile{Filename: name, Path: ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size, Format: FormatName,
 		Version: FormatVersion, SourceNode: res.Header.SourceNode, ClusterID: res.Header.ClusterID,
 		RaftIndex: res.Header.RaftIndex, CreatedAt: res.Header.CreatedAt, Counts: res.Counts,
 		ConfigFiles: len(m.opts.ConfigFiles()), Sessions: sessions != nil, Checksum: res.Checksum}

@@ -63,16 +63,17 @@ func (m *Manager) isRemote(tg target.Target) bool {
 	return tg.String() == m.opts.Target.String()
 }
 
-// objectPath is where an object of t is: a file path or an s3:// URL.
-func objectPath(t target.Target, name string) string {
+// ObjectPath is where an object of t is: a file path or an s3:// URL.
+func ObjectPath(t target.Target, name string) string {
 	if d, ok := t.(*target.Dir); ok {
 		return filepath.Join(d.Path(), name)
 	}
 	return t.String() + "/" + name
 }
 
-// targetError maps a target's errors to this package's.
-func targetError(err error) error {
+// TargetError maps a target's errors to this package's (ErrFileNotFound,
+// ErrFileExists), keeping the target's message.
+func TargetError(err error) error {
 	switch {
 	case errors.Is(err, target.ErrNotFound):
 		return fmt.Errorf("%w: %v", ErrFileNotFound, err)
@@ -113,7 +114,7 @@ func (m *Manager) OpenRemote(ctx context.Context, name string) (io.ReadCloser, F
 	}
 	rc, o, err := tg.Open(ctx, name)
 	if err != nil {
-		return nil, FileInfo{}, targetError(err)
+		return nil, FileInfo{}, TargetError(err)
 	}
 	return rc, FileInfo{Name: name, Size: o.Size, ModifiedAt: o.ModifiedAt}, nil
 }
@@ -127,7 +128,7 @@ func (m *Manager) DeleteRemote(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	return targetError(tg.Delete(ctx, name))
+	return TargetError(tg.Delete(ctx, name))
 }
 
 // Fetch copies the export at url (s3://bucket/prefix/name) into the
@@ -152,7 +153,7 @@ func (m *Manager) Fetch(ctx context.Context, url string, opts UploadOptions) (*U
 	}
 	rc, _, err := tg.Open(ctx, name)
 	if err != nil {
-		return nil, targetError(err)
+		return nil, TargetError(err)
 	}
 	defer rc.Close()
 	opts.Rename = true

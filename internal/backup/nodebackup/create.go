@@ -9,7 +9,6 @@ package nodebackup
 import (
 	"bufio"
 	"context"
-	"errors"
 	"filippo.io/age"
 	"fmt"
 	"io"
@@ -235,25 +234,6 @@ func (m *Manager) Target() target.Target { return m.opts.Target }
 // Dir is the node's backup dir.
 func (m *Manager) Dir() string { return m.opts.Dir }
 
-// objectPath is where an object of t is: a file path or an s3:// URL.
-func objectPath(t target.Target, name string) string {
-	if d, ok := t.(*target.Dir); ok {
-		return filepath.Join(d.Path(), name)
-	}
-	return t.String() + "/" + name
-}
-
-// targetError maps a target's errors to the backup package's.
-func targetError(err error) error {
-	switch {
-	case errors.Is(err, target.ErrNotFound):
-		return fmt.Errorf("%w: %v", backup.ErrFileNotFound, err)
-	case errors.Is(err, target.ErrExists):
-		return fmt.Errorf("%w: %v", backup.ErrFileExists, err)
-	}
-	return err
-}
-
 // Create writes one backup of this node to its target, streaming: a
 // directory shows it only once complete (temp file, fsync, link), an S3
 // bucket only once its multipart upload is completed. With encryption,
@@ -308,9 +288,9 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 			m.opts.Health.Failure(target.KindNodeBackup, tg.String(), err)
 		}
 		m.log.Error("node backup failed", "target", tg.String(), "name", name, "err", err)
-		return nil, fmt.Errorf("backup: %w", targetError(err))
+		return nil, fmt.Errorf("backup: %w", backup.TargetError(err))
 	}
-	res.Info = Info{Name: name, Path: objectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size,
+	res.Info = Info{Name: name, Path: backup.ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size,
 		ModifiedAt: obj.ModifiedAt, Scheduled: isScheduledName(name), Encrypted: encrypted}
 	took := time.Since(start)
 	res.DurationMS = took.Milliseconds()
@@ -525,7 +505,7 @@ func (m *Manager) list(ctx context.Context, tg target.Target) ([]Info, error) {
 		if checkBackupName(o.Name) != nil {
 			continue
 		}
-		out = append(out, Info{Name: o.Name, Path: objectPath(tg, o.Name), Target: tg.String(), Remote: m.isRemote(tg), Size: o.Size, ModifiedAt: o.ModifiedAt,
+		out = append(out, Info{Name: o.Name, Path: backup.ObjectPath(tg, o.Name), Target: tg.String(), Remote: m.isRemote(tg), Size: o.Size, ModifiedAt: o.ModifiedAt,
 			Scheduled: isScheduledName(o.Name), Encrypted: strings.HasSuffix(o.Name, agedExt)})
 	}
 	return out, nil
@@ -543,9 +523,9 @@ func (m *Manager) Open(ctx context.Context, name string, remote bool) (io.ReadCl
 	}
 	rc, o, err := tg.Open(ctx, name)
 	if err != nil {
-		return nil, Info{}, targetError(err)
+		return nil, Info{}, backup.TargetError(err)
 	}
-	return rc, Info{Name: name, Path: objectPath(tg, name), Target: tg.String(), Remote: remote, Size: o.Size, ModifiedAt: o.ModifiedAt,
+	return rc, Info{Name: name, Path: backup.ObjectPath(tg, name), Target: tg.String(), Remote: remote, Size: o.Size, ModifiedAt: o.ModifiedAt,
 		Scheduled: isScheduledName(name), Encrypted: strings.HasSuffix(name, agedExt)}, nil
 }
 
@@ -559,7 +539,7 @@ func (m *Manager) Delete(ctx context.Context, name string, remote bool) error {
 	if err != nil {
 		return err
 	}
-	return targetError(tg.Delete(ctx, name))
+	return backup.TargetError(tg.Delete(ctx, name))
 }
 
 // yielder makes a backup step aside for the broker, before each chunk:

@@ -189,12 +189,12 @@ func (s *S3) Put(ctx context.Context, name string, write func(io.Writer) error) 
 	pr.CloseWithError(errUploadStopped) // the writer stops too, if the upload did first
 	err := <-werr
 	switch {
-	case perr != nil && (err == nil || errors.Is(err, errUploadStopped)):
+	case err != nil && errors.Is(perr, err):
+		return Object{}, err // the writer failed first: the upload read its error and aborted
+	case perr != nil:
 		return Object{}, s.fail("put", name, perr)
 	case err != nil:
 		return Object{}, err
-	case perr != nil:
-		return Object{}, s.fail("put", name, perr)
 	case info.Size != cw.n:
 		return Object{}, s.fail("put", name, fmt.Errorf("the service stored %d bytes of %d", info.Size, cw.n))
 	}

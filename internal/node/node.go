@@ -40,6 +40,12 @@ type BuildInfo struct {
 func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.Logger) error {
 	cfg := &loaded.Config
 	dataDir := loaded.Paths.DataDir
+	// backup.target first: a target without credentials stops the start
+	// before anything is created.
+	defTarget, err := defaultTarget(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
@@ -169,11 +175,6 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	}
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
-	defTarget, err := defaultTarget(cfg)
-	if err != nil {
-		apiLn.Close()
-		return err
-	}
 	health := target.NewHealth()
 	var backups *nodebackup.Manager // set below; the status reads them
 	var data *backup.Manager

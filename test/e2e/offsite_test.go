@@ -476,3 +476,33 @@ func TestOffsiteDirTarget(t *testing.T) {
 		t.Fatalf("restore from the dir target: %+v", rep)
 	}
 }
+
+// An s3:// backup.target without credentials stops `roost start` at once
+// with a message naming the target and the keys to set; the data dir is
+// not even created.
+func TestOffsiteS3NoCredentials(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(shortTempDir(t), "data")
+	secretFile := filepath.Join(t.TempDir(), "s3-secret")
+	writeFile(t, secretFile, "\n")
+	for what, extra := range map[string][]string{
+		"none":              {},
+		"empty secret file": {"ROOST_BACKUP__S3__ACCESS_KEY_ID=AKIA1", "ROOST_BACKUP__S3__SECRET_ACCESS_KEY_FILE=" + secretFile},
+	} {
+		env := append(cleanEnv(append(newPorts(t).env(), "ROOST_NODE__DATA_DIR="+data, "ROOST_BACKUP__TARGET=s3://roost/p",
+			"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")...), extra...)
+		r := runBin(t, roostBin, "", env, 30*time.Second, "start")
+		if r.Code == 0 {
+			t.Fatalf("%s: roost start ran: %s", what, r)
+		}
+		mustContain(t, what, r.Stderr, "backup.target", "s3://roost/p")
+		if what == "none" {
+			mustContain(t, what, r.Stderr, "no S3 credentials", "backup.s3.access_key_id", "AWS_ACCESS_KEY_ID")
+		} else {
+			mustContain(t, what, r.Stderr, "secret_access_key_file", "first line is empty")
+		}
+		if _, err := os.Stat(data); err == nil {
+			t.Fatalf("%s: the data dir was created", what)
+		}
+	}
+}

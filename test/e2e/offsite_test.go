@@ -187,9 +187,13 @@ func TestOffsiteS3BackupRestoreImport(t *testing.T) {
 		Path     string `json:"path"`
 		Remote   bool   `json:"remote"`
 	}
-	mqttCtlJSON(n, &exp, "data", "export")
+	dl := filepath.Join(t.TempDir(), "export.json.gz")
+	mqttCtlJSON(n, &exp, "data", "export", "--file", dl) // downloaded back from the bucket through the node
 	if exp.Path != url+"/"+exp.Filename || !exp.Remote {
 		t.Fatalf("export: %+v", exp)
+	}
+	if fileSHA256(t, dl) != fileSHA256(t, objectFile(srv, "roost", "prod/eu-1/"+exp.Filename)) {
+		t.Fatal("the export downloaded with --file differs from the object")
 	}
 	var files struct {
 		Data []struct {

@@ -316,7 +316,12 @@ func TestDocsConfigKeys(t *testing.T) {
 	}
 	empty := filepath.Join(shortTempDir(t), "empty.conf")
 	writeFile(t, empty, "")
-	shown := configShow(t, env, "--config", empty, "config", "show")
+	res := runBin(t, roostBin, shortTempDir(t), env, 20*time.Second, "--config", empty, "config", "show")
+	if res.Code != 0 {
+		t.Fatalf("roost config show with every documented env var set to a sample value failed; "+
+			"if a new key needs another sample, extend the sample rules of this test:\n%s", res)
+	}
+	shown := parseConfigShow(t, res.Stdout)
 	for _, k := range sortedKeys(wantSource) {
 		s, ok := shown[k]
 		switch {

@@ -64,7 +64,7 @@ func newRootCmd() *cobra.Command {
 		}
 		return l.Paths.DataDir, nil
 	}
-	root.AddCommand(newStartCmd(load), newPathsCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
+	root.AddCommand(newStartCmd(load), newPathsCmd(load), newConfigCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
 		newBackupCmd(), newRestoreCmd(resolveDataDir))
 	return root
 }

@@ -1,7 +1,7 @@
 // Package api is Roost's REST API under /api/v1: node status and metrics,
 // CRUD over the replicated tables (users, ACL rules, bans, retained
 // messages, API keys), data export and import (docs/data-export-import.md),
-// with authentication of API callers.
+// cluster membership and node backups, with authentication of API callers.
 //
 // The same routes are served two ways: Handler, for the TCP listener on
 // api.bind, requires credentials; LocalHandler, for the unix socket
@@ -64,4 +64,13 @@
 //	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)
 //	POST   /api/v1/data/files                 upload (multipart "file"), validated before it is kept
 //	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}
+//	GET    /api/v1/cluster                    members (cluster.go)
+//	POST   /api/v1/cluster/join               {address}
+//	POST   /api/v1/cluster/leave
+//	POST   /api/v1/cluster/force-leave        {node}
+//	POST   /api/v1/backups                    {name?, recipients?, passphrase?} → node backup (backups.go)
+//	GET    /api/v1/backups                    {backups, schedule}
+//	GET|DELETE /api/v1/backups/{name}         GET downloads
+//
+// docs/rest-api.md lists every route; TestRoutesDocumented keeps it so.
 package api

@@ -30,6 +30,8 @@ type Loaded struct {
 	Paths
 	Warnings    []string // e.g. ROOST_* variables that name no key
 	NodeNameSet bool     // node.name came from the file or env, not the hostname default
+
+	origins *origins // where each key's value came from (Entries)
 }
 
 // Load finds the config file and data dir by the install-layout rules,
@@ -70,6 +72,7 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	}
 
 	org := &origins{file: l.ConfigFile, env: map[string]string{}}
+	l.origins = org
 	var errs []error
 	bad := map[string]bool{} // keys that failed to decode; not validated again
 	if l.ConfigFile != "" {

@@ -38,8 +38,8 @@ func brokerOptions(cfg *config.Config, st *store.Store, dataDir, nodeName string
 	}
 }
 
-// listenerStatus lists the MQTT listeners with their bound addresses, and
-// the API and cluster binds.
+// listenerStatus lists the MQTT listeners and the API with their bound
+// addresses (the cluster port is in GET /api/v1/cluster).
 func listenerStatus(cfg *config.Config, b *broker.Broker, apiAddr string) []api.Listener {
 	addrs := b.Addrs()
 	var out []api.Listener

@@ -97,7 +97,6 @@ their usual meaning (the summary format); write -o ./json for a file named json.
 
 The file holds password hashes and API key hashes, and the config files may
 hold secrets: keep exports like the config dir.`,
-		Args: cobra.NoArgs,
 	}
 	format := "table"
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "FILE to download the export to, or the summary format (table or json)")
@@ -204,7 +203,6 @@ By default records are merged: inserted or updated by key, nothing deleted
 table what would be added, changed, unchanged and removed, and changes
 nothing. The node's config files are only compared, unless
 --restore-config-files is given (the old file is kept as FILE.bak).`,
-		Args: cobra.ExactArgs(1),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&opts.dryRun, "dry-run", false, "show what would change; change nothing")
@@ -353,7 +351,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "files",
 		Short: "List the files in the node's backup dir (exports, uploads)",
-		Args:  cobra.NoArgs,
 	}
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 		var res struct {
@@ -374,7 +371,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	upload := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Upload FILE to the node's backup dir (validated first: a file with problems is not kept)",
-		Args:  cobra.ExactArgs(1),
 	}
 	upload.RunE = c.long(&c.output, func(ctx context.Context, cl *Client, out *printer, cmd *cobra.Command, args []string) error {
 		name := uploadName
@@ -394,7 +390,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	download := &cobra.Command{
 		Use:   "download NAME [FILE]",
 		Short: "Download a file of the node's backup dir (to ./NAME by default)",
-		Args:  cobra.RangeArgs(1, 2),
 	}
 	download.RunE = c.long(&c.output, func(ctx context.Context, cl *Client, out *printer, cmd *cobra.Command, args []string) error {
 		dst := args[0]
@@ -409,7 +404,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a file of the node's backup dir",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/data/files/"+PathEscape(args[0]), nil, nil); err != nil {
 				return err

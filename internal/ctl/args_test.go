@@ -61,7 +61,8 @@ func TestCtlMissingArguments(t *testing.T) {
 			}
 			return
 		}
-		c.InheritedFlags()                          // merges the global flags, as running it does: UseLine shows [flags]
+		// Merge the global flags, as running it does: UseLine shows [flags].
+		c.InheritedFlags()
 		path := strings.Fields(c.CommandPath())[1:] // without "ctl"
 		var required, optional []string
 		for _, f := range strings.Fields(c.Use)[1:] {

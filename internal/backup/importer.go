@@ -545,7 +545,7 @@ func (m *Manager) clearStale(ctx context.Context) error {
 			return fmt.Errorf("%w: node %s is importing %s (stage %s, last activity %s ago); try again when it is done",
 				ErrImportInProgress, s.Node, s.Source, s.ID, time.Since(last).Round(time.Second))
 		}
-		m.log.Info("import: removing an abandoned stage", "stage", s.ID, "node", s.Node, "source", s.Source, "records", s.Records)
+		m.log.Info("import: removing an abandoned stage", "stage", s.ID, "stage_node", s.Node, "source", s.Source, "records", s.Records)
 		if _, err := m.st.Apply(ctx, store.StageAbort(s.ID)); err != nil {
 			return fmt.Errorf("import: remove abandoned stage %s: %w", s.ID, err)
 		}

@@ -224,7 +224,7 @@ func (t *Transport) Close() error {
 func (t *Transport) RaftTransport(logger *slog.Logger) raft.Transport {
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{t: t},
-		Logger:  store.NewRaftLogger(logger),
+		Logger:  store.NewRaftLogger(logger.With("component", "cluster.raft")),
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 	})

@@ -144,7 +144,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return fmt.Errorf("create initial admin: %w", err)
 	}
 
-	b, err := broker.New(brokerOptions(cfg, st, dataDir, ident.Name, log))
+	b, err := broker.New(brokerOptions(cfg, st, dataDir, log))
 	if err != nil {
 		return err
 	}

@@ -189,7 +189,8 @@ func (c *cli) dataImportCmd() *cobra.Command {
 		Short: "Import a roost-export (or EMQX 4.x / Mosquitto dynsec) file into the cluster",
 		Long: `Import FILE into the cluster through this node: every node gets the data.
 
-FILE is a file on this machine (uploaded to the node's backup dir first), or
+FILE is a file on this machine (uploaded to the node's backup dir first;
+with --dry-run it is sent with the request and the node keeps no copy), or
 the name of a file already in the node's backup dir (see "data files").
 
 The node validates the whole file first — checksum, format and version, every
@@ -215,7 +216,7 @@ nothing. The node's config files are only compared, unless
 		if err := oneOf("format", opts.format, backup.Formats()...); err != nil {
 			return err
 		}
-		name, uploaded, err := c.importName(ctx, cl, out, cmd.ErrOrStderr(), args[0], opts.format, opts.authAs)
+		name, local, err := c.importInput(args[0])
 		if err != nil {
 			return err
 		}
@@ -227,13 +228,28 @@ nothing. The node's config files are only compared, unless
 		if opts.authAs != "" {
 			req["emqx_auth_as"] = opts.authAs
 		}
-		pv := newProgressView(cmd.ErrOrStderr(), "import")
+		uploaded := false
 		var rep backup.ImportReport
-		err = cl.stream(ctx, "/api/v1/data/import", req, pv.update, &rep)
+		pv := newProgressView(cmd.ErrOrStderr(), "import")
+		switch {
+		case local != "" && opts.dryRun:
+			// Sent with the import itself: the node does not keep it.
+			err = cl.streamFile(ctx, "/api/v1/data/import", req, local, newProgressView(cmd.ErrOrStderr(), "upload"), pv.update, &rep)
+		case local != "":
+			res, uerr := cl.upload(ctx, local, name, opts.format, opts.authAs, newProgressView(cmd.ErrOrStderr(), "upload"))
+			if uerr != nil {
+				return reportInvalid(out, uerr)
+			}
+			req["filename"], uploaded = res.Name, true
+			fallthrough
+		default:
+			err = cl.stream(ctx, "/api/v1/data/import", req, pv.update, &rep)
+		}
 		pv.finish()
 		if err != nil {
 			return reportInvalid(out, err)
 		}
+		name, _ = req["filename"].(string)
 		if uploaded {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("uploaded to the node's backup dir as %s", name))
 		}
@@ -252,9 +268,10 @@ func reportInvalid(out *printer, err error) error {
 	return err
 }
 
-// importName returns the node-side name of the file to import: a local
-// file is uploaded first (unless it already is in the node's backup dir).
-func (c *cli) importName(ctx context.Context, cl *Client, out *printer, errw io.Writer, arg, format, authAs string) (string, bool, error) {
+// importInput resolves the file to import: its name, and the path of a
+// file on this machine to send to the node (empty for a file already in
+// the node's backup dir).
+func (c *cli) importInput(arg string) (name, local string, err error) {
 	fi, err := os.Stat(arg)
 	switch {
 	case err == nil && fi.Mode().IsRegular():
@@ -262,21 +279,17 @@ func (c *cli) importName(ctx context.Context, cl *Client, out *printer, errw io.
 			if dir, err := c.resolve(); err == nil {
 				abs, _ := filepath.Abs(arg)
 				if filepath.Dir(abs) == filepath.Join(dir, "backup") {
-					return filepath.Base(abs), false, nil
+					return filepath.Base(abs), "", nil
 				}
 			}
 		}
-		res, err := cl.upload(ctx, arg, filepath.Base(arg), format, authAs, newProgressView(errw, "upload"))
-		if err != nil {
-			return "", false, reportInvalid(out, err)
-		}
-		return res.Name, true, nil
+		return filepath.Base(arg), arg, nil
 	case err == nil:
-		return "", false, fmt.Errorf("%s is not a regular file", arg)
+		return "", "", fmt.Errorf("%s is not a regular file", arg)
 	case strings.ContainsAny(arg, `/\`):
-		return "", false, fmt.Errorf("no such file: %s", arg)
+		return "", "", fmt.Errorf("no such file: %s", arg)
 	}
-	return arg, false, nil // a name in the node's backup dir
+	return arg, "", nil // a name in the node's backup dir
 }
 
 func importTable(rep *backup.ImportReport) func(*tabwriter.Writer) {
@@ -464,7 +477,54 @@ func (c *Client) stream(ctx context.Context, path string, body any, onProgress f
 	if err != nil {
 		return err
 	}
-	res, err := c.send(ctx, http.MethodPost, path, "application/json", "application/x-ndjson", strings.NewReader(string(j)))
+	return c.streamBody(ctx, path, "application/json", strings.NewReader(string(j)), nil, onProgress, out)
+}
+
+// streamFile is stream with a local file sent along: a multipart body of
+// the options (JSON) and the file.
+func (c *Client) streamFile(ctx context.Context, path string, options any, file string, upv *progressView,
+	onProgress func(backup.Progress), out any) error {
+	j, err := json.Marshal(options)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := mw.WriteField("options", string(j))
+		var part io.Writer
+		if err == nil {
+			part, err = mw.CreateFormFile("file", filepath.Base(file))
+		}
+		if err == nil {
+			_, err = io.Copy(part, &progressReader{r: f, total: fi.Size(), pv: upv})
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.CloseWithError(errors.New("request done"))
+	return c.streamBody(ctx, path, mw.FormDataContentType(), pr, upv.finish, onProgress, out)
+}
+
+// streamBody posts body and reads a streamed answer; sent, if set, is
+// called once the node has answered (it has read the whole body then).
+func (c *Client) streamBody(ctx context.Context, path, ctype string, body io.Reader, sent func(),
+	onProgress func(backup.Progress), out any) error {
+	res, err := c.send(ctx, http.MethodPost, path, ctype, "application/x-ndjson", body)
+	if sent != nil {
+		sent()
+	}
 	if err != nil {
 		return err
 	}

@@ -189,6 +189,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Cluster:    cl,
 	})
 	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
+	data.RemoveStaleTemps()
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
 		Store: st, DataDir: dataDir, Dir: filepath.Join(dataDir, config.BackupDirName),

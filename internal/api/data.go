@@ -21,6 +21,8 @@ import (
 //	POST   /api/v1/data/files           upload (multipart "file", or a raw body with ?name=); validated before it is kept
 //	DELETE /api/v1/data/files/{name}
 //	POST   /api/v1/data/import          {filename, dry_run, replace, tables, format, restore_config_files, emqx_auth_as}
+//	                                    or multipart: an "options" part (that JSON, filename optional), then the
+//	                                    "file" part: imported (or dry-run) without keeping a copy
 //
 // Export and import answer one JSON document, or, when the request
 // accepts application/x-ndjson, a stream of lines: {"progress":{...}}
@@ -306,6 +308,43 @@ func (h *dataHandlers) upload(w http.ResponseWriter, r *http.Request) error {
 	return h.respond(w, r, nil, http.StatusCreated, res, err)
 }
 
+// receive reads a multipart import: the "options" part (JSON, decoded
+// into in) and the "file" part, received into the backup dir as a file
+// that is not kept.
+func (h *dataHandlers) receive(r *http.Request, in *ImportRequest) (*backup.ReceivedFile, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, badRequest("multipart body: %v", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, badRequest("multipart body: no \"file\" part")
+		}
+		if err != nil {
+			return nil, badRequest("multipart body: %v", err)
+		}
+		switch part.FormName() {
+		case "options":
+			if err := decodeFrom(io.LimitReader(part, maxBody), "", in); err != nil {
+				return nil, err
+			}
+		case "file":
+			if in.Filename == "" {
+				in.Filename = part.FileName()
+			}
+			if in.Filename == "" {
+				return nil, fieldError("filename", "required: in the \"options\" part, or as the file part's file name")
+			}
+			rf, err := h.d.Receive(in.Filename, part)
+			if err != nil {
+				return nil, dataError(err)
+			}
+			return rf, nil
+		}
+	}
+}
+
 func (h *dataHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	if err := h.d.Delete(r.PathValue("name")); err != nil {
 		return dataError(err)
@@ -316,11 +355,23 @@ func (h *dataHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 
 func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error {
 	var in ImportRequest
-	if err := decode(w, r, maxBody, &in); err != nil {
-		return err
-	}
-	if in.Filename == "" {
-		return fieldError("filename", "required (a file of the backup dir: upload it with POST /api/v1/data/files)")
+	var received *backup.ReceivedFile
+	if ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ctype == "multipart/form-data" {
+		// The whole file is read before anything is answered: an HTTP/1
+		// handler must not read the request after writing the response.
+		rf, err := h.receive(r, &in)
+		if err != nil {
+			return err
+		}
+		received = rf
+		defer h.removeReceived(&received)
+	} else {
+		if err := decode(w, r, maxBody, &in); err != nil {
+			return err
+		}
+		if in.Filename == "" {
+			return fieldError("filename", "required (a file of the backup dir: upload it with POST /api/v1/data/files, or send it as the \"file\" part of a multipart import)")
+		}
 	}
 	admin := isAdministrator(r)
 	if !admin {
@@ -330,7 +381,7 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 			}
 		}
 	}
-	req := backup.ImportRequest{Filename: in.Filename, ImportOptions: backup.ImportOptions{
+	req := backup.ImportRequest{Filename: in.Filename, Received: received, ImportOptions: backup.ImportOptions{
 		Format: in.Format, DryRun: in.DryRun, Replace: in.Replace, Tables: in.Tables, Privileged: admin,
 		RestoreConfigFiles: in.RestoreConfigFiles, Foreign: backup.ForeignOptions{EMQXAuthAs: in.EMQXAuthAs},
 	}}
@@ -340,5 +391,18 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 	st := newStreamer(w, r)
 	req.Progress = st.progress()
 	rep, err := h.d.Import(r.Context(), req)
+	// Before the answer, which may be the caller's cue to look.
+	h.removeReceived(&received)
 	return h.respond(w, r, st, http.StatusOK, rep, err)
+}
+
+// removeReceived removes a received import file, once.
+func (h *dataHandlers) removeReceived(rf **backup.ReceivedFile) {
+	if *rf == nil {
+		return
+	}
+	if err := (*rf).Remove(); err != nil {
+		h.s.log.Warn("could not remove a received import file", "err", err)
+	}
+	*rf = nil
 }

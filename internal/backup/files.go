@@ -119,6 +119,30 @@ func (m *Manager) Delete(name string) error {
 	return nil
 }
 
+// The hidden temp files of the backup dir, by what made them.
+const (
+	uploadPrefix   = "upload"
+	exportPrefix   = "export"
+	spoolPrefix    = "spool"
+	receivedPrefix = "received"
+)
+
+// RemoveStaleTemps removes the temp files that an upload, export, import
+// or received file left in the backup dir when the node stopped in the
+// middle. Call it at start, before any of them runs.
+func (m *Manager) RemoveStaleTemps() {
+	ents, _ := os.ReadDir(m.opts.Dir)
+	for _, e := range ents {
+		for _, p := range []string{uploadPrefix, exportPrefix, spoolPrefix, receivedPrefix} {
+			if strings.HasPrefix(e.Name(), "."+p+"-") && strings.HasSuffix(e.Name(), ".tmp") && e.Type().IsRegular() {
+				if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
+					m.log.Info("removed a temp file left by an unfinished data transfer", "file", e.Name())
+				}
+			}
+		}
+	}
+}
+
 // createTemp makes a hidden temp file in the backup dir (mode 0600).
 func (m *Manager) createTemp(prefix string) (*os.File, error) {
 	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
@@ -197,6 +221,43 @@ func numbered(name string, i int) string {
 	return fmt.Sprintf("%s-%d%s", base, i, ext)
 }
 
+// ReceivedFile is a file received for one import and not kept: a hidden
+// temp file in the backup dir (not listed, not downloadable), removed by
+// Remove, or at the next start if the node stopped first.
+type ReceivedFile struct {
+	Name string // as the sender called it; for the report
+	path string
+}
+
+// Receive writes r to a ReceivedFile, for an import (a dry run above
+// all) that must not leave a copy in the backup dir.
+func (m *Manager) Receive(name string, r io.Reader) (*ReceivedFile, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	tmp, err := m.createTemp(receivedPrefix)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("receive %s: %w", name, err)
+	}
+	return &ReceivedFile{Name: name, path: tmp.Name()}, nil
+}
+
+// Remove deletes the received file.
+func (f *ReceivedFile) Remove() error {
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the received %s: %w", f.Name, err)
+	}
+	return nil
+}
+
 // UploadOptions tune Upload.
 type UploadOptions struct {
 	Rename  bool   // a taken name gets a number instead of failing
@@ -217,7 +278,7 @@ func (m *Manager) Upload(ctx context.Context, name string, r io.Reader, opts Upl
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	tmp, err := m.createTemp("upload")
+	tmp, err := m.createTemp(uploadPrefix)
 	if err != nil {
 		return nil, err
 	}
@@ -352,7 +413,7 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 		return nil, fmt.Errorf("export: reach a consistent read point: %w", err)
 	}
 
-	tmp, err := m.createTemp("export")
+	tmp, err := m.createTemp(exportPrefix)
 	if err != nil {
 		return nil, err
 	}

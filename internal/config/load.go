@@ -187,13 +187,12 @@ func decodeFile(file string, data []byte, c *Config) (map[string]position, []*Ke
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, col := de.Position()
-			return nil, nil, fmt.Errorf("%s:%d:%d: TOML syntax error: %s\n%s", file, line, col,
-				strings.TrimPrefix(de.Error(), "toml: "), indent(de.String()))
+			return nil, nil, newSyntaxError(file, data, line, col, strings.TrimPrefix(de.Error(), "toml: "))
 		}
 		// go-toml reports some errors (a key defined twice) without a position.
 		if _, dup := keyPositions(data); dup != nil {
-			dup.File = file
-			return nil, nil, dup
+			return nil, nil, &SyntaxError{File: file, Line: dup.Line, Col: dup.Col, Msg: dup.Key + ": " + dup.Msg,
+				Text: sourceLine(data, dup.Line)}
 		}
 		return nil, nil, fmt.Errorf("%s: TOML error: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
 	}
@@ -211,8 +210,13 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 	var p unstable.Parser
 	p.Reset(data)
 
+	// Tables that dotted keys of a key = value made (a.b = 1 makes a):
+	// TOML forbids opening them again with a [header].
+	dotted := map[string]bool{}
+	var reopened *KeyError // the first such [header]; reported if no key is written twice
+
 	// Every key of one expression points at where its dotted key starts.
-	record := func(n *unstable.Node, prefix string) (string, position) {
+	record := func(n *unstable.Node, prefix string, kv bool) (string, position) {
 		full := prefix
 		it := n.Key()
 		var at position
@@ -221,6 +225,8 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 			if first {
 				s := p.Shape(k.Raw).Start
 				at = position{s.Line, s.Column}
+			} else if kv {
+				dotted[full] = true
 			}
 			full = joinKey(full, string(k.Data))
 			if _, ok := pos[full]; !ok {
@@ -238,7 +244,7 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 	}
 	var keyValue func(n *unstable.Node, prefix string)
 	keyValue = func(n *unstable.Node, prefix string) {
-		full, at := record(n, prefix)
+		full, at := record(n, prefix, true)
 		markSeen(full, at)
 		if v := n.Value(); v.Kind == unstable.InlineTable {
 			it := v.Children()
@@ -254,20 +260,32 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			var at position
-			table, at = record(e, "")
+			table, at = record(e, "", false)
 			if e.Kind == unstable.Table {
+				if dotted[table] && reopened == nil {
+					first := pos[table]
+					reopened = &KeyError{Key: table, Msg: fmt.Sprintf("defined again (first at line %d)", first.line), Line: at.line, Col: at.col}
+				}
 				markSeen(table, at)
 			}
 		case unstable.KeyValue:
 			keyValue(e, table)
 		}
 	}
+	if dup == nil {
+		dup = reopened
+	}
 	return pos, dup
 }
 
-func indent(s string) string {
-	s = strings.TrimRight(s, "\n")
-	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+// sourceLine is line n (1-based) of data, without its line end and
+// trailing blanks.
+func sourceLine(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return strings.TrimRight(lines[n-1], " \t\r")
 }
 
 // sortErrors orders problems as an operator fixes them: file top to

@@ -29,7 +29,6 @@ persistent sessions, node.json, the cookie and the node's config files — with 
 MANIFEST.json. Restore it with "roost restore FILE" on the stopped node; check
 it offline with "roost backup verify|inspect FILE". A backup restores only the
 node it was taken on: to move data elsewhere use "roost ctl data export/import".`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(c.backupCreateCmd(), c.backupListCmd(), c.backupDownloadCmd(), c.backupDeleteCmd())
@@ -53,7 +52,6 @@ With -o FILE (or --file FILE) it is also downloaded to FILE on this machine.
 --passphrase-file reads a passphrase from a file (age scrypt). Without
 either the backup is not encrypted: it holds the cluster cookie and every
 credential hash, so keep it like the data dir.`,
-		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "table", "FILE to download the backup to, or the summary format (table or json)")
@@ -134,7 +132,6 @@ func (c *cli) backupListCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the node backups in the backup dir, and the schedule's state",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			var l struct {
 				Backups  []nodebackup.Info         `json:"backups"`
@@ -179,7 +176,6 @@ func (c *cli) backupDownloadCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "download NAME FILE",
 		Short: "Copy a backup from the node's backup dir to FILE on this machine",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.downloadFrom(ctx, "/api/v1/backups/"+PathEscape(args[0]), args[1], newProgressView(os.Stderr, "download")); err != nil {
 				return err
@@ -193,7 +189,6 @@ func (c *cli) backupDeleteCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a backup from the node's backup dir",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/backups/"+PathEscape(args[0]), nil, nil); err != nil {
 				return err

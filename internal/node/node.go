@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -39,6 +40,30 @@ type BuildInfo struct {
 func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.Logger) error {
 	cfg := &loaded.Config
 	dataDir := loaded.Paths.DataDir
+
+	// What the machine can refuse is checked before the node creates any
+	// state (data dir, node.json, cookie, admin password, store): a start
+	// that fails on a taken port or a bad certificate leaves nothing.
+	var serverTLS, clientTLS *tls.Config
+	if t := cfg.Cluster.TLS; t.Enable {
+		var err error
+		if serverTLS, clientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
+			return err
+		}
+	}
+	if err := checkTLSFiles(cfg); err != nil {
+		return err
+	}
+	bound, err := bindPorts(cfg)
+	if err != nil {
+		// The usual cause: this node is running already.
+		if inUse := dataDirInUse(dataDir); inUse != nil {
+			return inUse
+		}
+		return err
+	}
+	defer bound.close()
+
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
@@ -76,13 +101,8 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	// cluster id): read it under idMu.
 	var idMu sync.Mutex
 	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
-	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Advertise: advertiseAddr(cfg), Cookie: cookie,
-		ClusterID: clusterID, Logger: log}
-	if t := cfg.Cluster.TLS; t.Enable {
-		if topts.ServerTLS, topts.ClientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
-			return err
-		}
-	}
+	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Listener: bound.cluster, Advertise: advertiseAddr(cfg),
+		Cookie: cookie, ClusterID: clusterID, ServerTLS: serverTLS, ClientTLS: clientTLS, Logger: log}
 	tr, err := cluster.Listen(topts)
 	if err != nil {
 		return err
@@ -144,7 +164,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return fmt.Errorf("create initial admin: %w", err)
 	}
 
-	b, err := broker.New(brokerOptions(cfg, st, dataDir, ident.Name, log))
+	b, err := broker.New(brokerOptions(cfg, st, dataDir, bound, log))
 	if err != nil {
 		return err
 	}
@@ -162,10 +182,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		log.Warn("authentication is disabled (authn.enable = false): any client can connect")
 	}
 
-	apiLn, err := net.Listen("tcp", cfg.API.Bind)
-	if err != nil {
-		return fmt.Errorf("api.bind %s: %w", cfg.API.Bind, err)
-	}
+	apiLn := bound.api
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
 	var backups *nodebackup.Manager // set below; the status reads it
@@ -189,6 +206,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Cluster:    cl,
 	})
 	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
+	data.RemoveStaleTemps()
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
 		Store: st, DataDir: dataDir, Dir: filepath.Join(dataDir, config.BackupDirName),

@@ -14,16 +14,10 @@ import (
 // SessionsFile is the node-local persistent-session database in the data dir.
 const SessionsFile = "sessions.db"
 
-func brokerOptions(cfg *config.Config, st *store.Store, dataDir, nodeName string, log *slog.Logger) broker.Options {
-	var ls []broker.ListenerOptions
-	for _, l := range cfg.Listeners.Active() {
-		ls = append(ls, broker.ListenerOptions{Name: l.Transport + ":" + l.Name, Type: l.Transport,
-			Bind: l.Bind, CertFile: l.CertFile, KeyFile: l.KeyFile, CACertFile: l.CACertFile})
-	}
+func brokerOptions(cfg *config.Config, st *store.Store, dataDir string, p *ports, log *slog.Logger) broker.Options {
 	return broker.Options{
-		NodeName:            nodeName,
 		Store:               st,
-		Listeners:           ls,
+		Listeners:           brokerListeners(cfg, p),
 		SessionsPath:        filepath.Join(dataDir, SessionsFile),
 		AuthnEnable:         cfg.Authn.Enable,
 		AuthnUserIDType:     cfg.Authn.UserIDType,

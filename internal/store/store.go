@@ -139,7 +139,7 @@ func Open(opts Options) (*Store, error) {
 // node without raft state a one-voter cluster.
 func (s *Store) startRaft(bootstrap bool) error {
 	raftDir := filepath.Join(s.opts.Dir, "raft")
-	hlog := NewRaftLogger(s.log.With("component", "raft"))
+	hlog := NewRaftLogger(s.opts.Logger.With("component", "store.raft"))
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("store: open raft snapshots: %w", err)

@@ -4,7 +4,6 @@
 
 import { call, stream, upload, download, remoteList } from './api.js';
 import { $, el, showError, bytes, time, Job, progressLine } from './ui.js';
-import { renderSchedule } from './status.js';
 
 const backupJob = () => new Job('backup');
 const exportJob = () => new Job('export');
@@ -37,9 +36,7 @@ async function refresh() {
     showError('backups-error', null);
     renderBackups(b.backups || []);
     renderExports(files.data || []);
-    const dl = el('dl', { class: 'facts inline' });
-    renderSchedule(dl, b.schedule);
-    $('backup-schedule').replaceChildren(el('strong', {}, 'Scheduled: '), dl);
+    $('backup-schedule').textContent = scheduleLine(b.schedule);
     page.dataset.loaded = 'true';
   } catch (e) {
     if (e.status !== 401) showError('backups-error', e);
@@ -66,6 +63,17 @@ async function renderRemote(which, box, row) {
     box.replaceChildren(el('p', { class: 'hint' }, 'The remote listing failed:'), err);
   }
 }
+
+// scheduleLine sums up the scheduled backups in one sentence.
+function scheduleLine(s) {
+  if (!s || !s.enabled) return 'Scheduled backups: off (backup.interval = 0).';
+  let line = `Scheduled backups: every ${s.interval}, keeping ${s.keep ? 'the newest ' + s.keep : 'all'}; next ${time(s.next_at)}`;
+  line += s.last_success ? `; last ${time(s.last_success)} (${s.last_file})` : '; none made yet';
+  if (s.last_error) line += `; last failure ${time(s.last_error_at)}: ${s.last_error}`;
+  return line + '.';
+}
+
+const plural = (n, one, many) => `${n} ${n === 1 ? one : many || one + 's'}`;
 
 function headRow() {
   return el('thead', {}, el('tr', {}, el('th', { scope: 'col' }, 'Name'), el('th', { scope: 'col', class: 'num' }, 'Size'),
@@ -165,7 +173,7 @@ async function runJob(job, errBox, button, label, fn) {
   try {
     await fn();
   } catch (e) {
-    job.fail('Failed.');
+    job.fail('Failed (see below).');
     if (e.status !== 401) showError(errBox, e);
   } finally {
     busy = false;
@@ -189,7 +197,7 @@ function createExport() {
   const filename = $('export-name').value.trim();
   return runJob(job, 'export-error', $('export-create'), 'Starting the export…', async () => {
     const res = await stream('/api/v1/data/export', filename ? { filename } : {}, (p) => job.update(...progressLine(p)));
-    job.done(`Done: ${res.filename}, ${bytes(res.size)}, ${res.records} records at raft index ${res.raft_index}.`);
+    job.done(`Done: ${res.filename}, ${bytes(res.size)}, ${plural(res.records, 'record')} at raft index ${res.raft_index}.`);
     $('export-name').value = '';
     await refresh();
   });
@@ -260,9 +268,10 @@ function renderReport(rep, dry) {
   $('import-report-title').textContent = dry ? `Dry run: what importing ${rep.file} would change` : `Imported ${rep.file}`;
   const t = totals(rep);
   const src = rep.source ? `, from node ${rep.source.source_node || '?'} of cluster ${rep.source.cluster_id || '?'} at raft index ${rep.source.raft_index}` : '';
-  const change = `${t.added} to add, ${t.changed} to change, ${t.removed} to remove, ${t.unchanged} unchanged`;
+  const change = dry ? `${t.added} to add, ${t.changed} to change, ${t.removed} to remove, ${t.unchanged} unchanged`
+    : `${t.added} added, ${t.changed} changed, ${t.removed} removed, ${t.unchanged} unchanged`;
   $('import-summary').textContent = `${rep.format}${rep.version ? ' v' + rep.version : ''}${src}; mode ${rep.mode}. ` +
-    (dry ? `Would change: ${change}.` : `Changed: ${change.replaceAll(' to ', ' ')}.`);
+    (dry ? `Would change: ${change}.` : `Records: ${change}.`);
   const sign = (n, s) => (n ? `${s}${n}` : '0');
   $('import-tables').replaceChildren(...(rep.tables || []).map((r) => el('tr', { dataset: { table: r.table } },
     el('th', { scope: 'row' }, r.table),

@@ -54,9 +54,8 @@ function render(st, m, members) {
   const state = $('st-raft-state');
   state.textContent = r.state || '—';
   state.dataset.state = (r.state || '').toLowerCase();
-  let leader = r.leader || 'none';
-  if (r.leader_id && r.leader_id === st.node_id) leader += ' (this node)';
-  setText('st-raft-leader', leader);
+  $('st-raft-leader').replaceChildren(r.leader || 'none',
+    r.leader_id && r.leader_id === st.node_id ? el('span', { class: 'tag' }, 'this node') : '');
   setText('st-raft-term', r.term);
   setText('st-raft-commit', r.commit_index);
   setText('st-raft-applied', r.applied_index);
@@ -89,14 +88,13 @@ function render(st, m, members) {
   )));
 }
 
-// renderSchedule fills a <dl> with the scheduled backups' state (shared
-// with the Backup & Restore page's summary line).
-export function renderSchedule(dl, s) {
+// renderSchedule fills a <dl> with the scheduled backups' state.
+function renderSchedule(dl, s) {
   const rows = [];
   if (!s) rows.push(['Scheduled backups', 'not reported by this node']);
   else if (!s.enabled) rows.push(['Enabled', 'no (backup.interval = 0)']);
   else {
-    rows.push(['Enabled', `every ${s.interval}, keeping ${s.keep || 'all'}`]);
+    rows.push(['Enabled', `every ${s.interval}, keeping the newest ${s.keep || 'all'}`]);
     rows.push(['Next', time(s.next_at)]);
     rows.push(['Last success', s.last_success ? `${time(s.last_success)}: ${s.last_file || ''}` : 'none yet']);
     if (s.last_error) rows.push(['Last failure', `${time(s.last_error_at)}: ${s.last_error}`]);

@@ -64,4 +64,14 @@
 //	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)
 //	POST   /api/v1/data/files                 upload (multipart "file"), validated before it is kept
 //	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}
+//	POST   /api/v1/backups                    node backup (backups.go); GET lists, GET|DELETE /{name}
+//
+// Export, import and node backup stream progress as NDJSON when the
+// request accepts application/x-ndjson.
+//
+// # Dashboard
+//
+// Handler also serves the web dashboard (package dashboard) under
+// /dashboard/, without credentials (the files hold no data), and
+// redirects GET / there. LocalHandler does not.
 package api

@@ -241,9 +241,10 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("backup dir holds %v, want one node backup", backups)
 	}
 	name := filepath.Base(backups[0])
-	if got := p.eval(`(() => { const b = document.getElementById('backup-progress'); return b.value + '/' + b.max + ' after ' + b.dataset.updates })()`); got == "" ||
-		!strings.HasPrefix(got, "1/1 after ") || strings.HasSuffix(got, " 0") || strings.HasSuffix(got, " 1") {
-		t.Fatalf("backup progress bar %q, want full after at least two progress reports", got)
+	// At least the first report (0 bytes) and the last (all of them).
+	if got := p.eval(`(() => { const b = document.getElementById('backup-progress'); return b.value + '/' + b.max + ', last report ' + b.dataset.last + ', reports ' + b.dataset.updates })()`); !strings.HasPrefix(got, "1/1, last report 1, reports ") ||
+		strings.HasSuffix(got, " 0") || strings.HasSuffix(got, " 1") {
+		t.Fatalf("backup progress bar %q, want it full, from at least two progress reports of which the last says done", got)
 	}
 	if txt := p.text("#backup-progress-text"); !strings.Contains(txt, "Done: "+name) {
 		t.Fatalf("backup job says %q, want it done with %s", txt, name)

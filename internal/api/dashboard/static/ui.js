@@ -82,6 +82,7 @@ export class Job {
     this.box.dataset.state = 'running';
     this.bar.removeAttribute('value'); // indeterminate until the first report
     this.bar.dataset.updates = '0';
+    delete this.bar.dataset.last;
     this.text.textContent = label;
   }
 
@@ -89,7 +90,10 @@ export class Job {
   update(fraction, line) {
     if (fraction === null || fraction === undefined || !isFinite(fraction)) this.bar.removeAttribute('value');
     else this.bar.value = Math.min(Math.max(fraction, 0), 1);
+    // For tests and for anyone inspecting the page: how many reports came,
+    // and what the last one said.
     this.bar.dataset.updates = String(Number(this.bar.dataset.updates || 0) + 1);
+    this.bar.dataset.last = String(fraction);
     this.text.textContent = line;
   }
 

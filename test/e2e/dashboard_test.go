@@ -341,6 +341,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if e := p.text("#login-error"); !strings.Contains(e, "UNAUTHORIZED") || !strings.Contains(e, "bearer token") {
 		t.Fatalf("after a refused token the login says %q", e)
 	}
+	p.shot("08-session-ended")
 
 	p.mu.Lock()
 	defer p.mu.Unlock()

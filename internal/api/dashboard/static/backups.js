@@ -11,7 +11,10 @@ const importJob = () => new Job('import');
 
 // pending is the file whose dry run is shown, waiting for Confirm.
 let pending = null;
-let busy = false;
+// running holds the jobs under way (backup, export, import): one of each
+// at a time on this page; the node refuses a second backup or import
+// from anywhere else.
+const running = new Set();
 
 export function init() {
   $('backups-refresh').addEventListener('click', () => refresh());
@@ -165,8 +168,9 @@ function deleteButton(path, name) {
 }
 
 async function runJob(job, errBox, button, label, fn) {
-  if (busy) return;
-  busy = true;
+  const key = job.box.id;
+  if (running.has(key)) return;
+  running.add(key);
   button.disabled = true;
   showError(errBox, null);
   job.start(label);
@@ -176,7 +180,7 @@ async function runJob(job, errBox, button, label, fn) {
     job.fail('Failed (see below).');
     if (e.status !== 401) showError(errBox, e);
   } finally {
-    busy = false;
+    running.delete(key);
     button.disabled = false;
   }
 }
@@ -215,7 +219,7 @@ function uploadAndCheck() {
     job.update(1, `Uploaded as ${up.name}; checked. Running a dry run…`);
     input.value = '';
     refresh();
-    busy = false; // the upload is done; the dry run is its own job
+    running.delete(job.box.id); // the upload is done; the dry run is its own job
     await dryRun(up.name);
   });
 }

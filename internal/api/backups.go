@@ -11,6 +11,7 @@ import (
 // holds the node's cookie and every credential hash.
 //
 //	POST   /api/v1/backups          {name?, recipients?: ["age1…"], passphrase?} → the backup written in the backup dir
+//	                                (Accept: application/x-ndjson: progress lines in bytes, then the result, as data export)
 //	GET    /api/v1/backups          {backups: [...], schedule: {...}}
 //	GET    /api/v1/backups/{name}   download
 //	DELETE /api/v1/backups/{name}
@@ -36,12 +37,14 @@ func (s *Server) RegisterBackups(m *nodebackup.Manager) {
 		if err := decodeOptional(w, r, &in); err != nil {
 			return err
 		}
-		res, err := m.Create(r.Context(), in)
-		if err != nil {
+		// Refusals come before a stream starts, with their own status.
+		if err := m.CheckCreate(in); err != nil {
 			return dataError(err)
 		}
-		writeJSON(w, http.StatusCreated, res)
-		return nil
+		st := newStreamer(w, r)
+		in.Progress = st.progress()
+		res, err := m.Create(r.Context(), in)
+		return respond(s, w, r, st, http.StatusCreated, res, err)
 	}))
 	s.Handle("GET /api/v1/backups", admin(func(w http.ResponseWriter, r *http.Request) error {
 		list, err := m.List()

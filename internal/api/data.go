@@ -107,8 +107,13 @@ func invalidFile(ve *backup.ValidationError) *InvalidFileError {
 		Problems: ve.Report.Problems, Report: ve.Report}
 }
 
-// respond writes a long operation's outcome: result, or its error.
 func (h *dataHandlers) respond(w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
+	return respond(h.s, w, r, st, status, result, err)
+}
+
+// respond writes a long operation's outcome: result, or its error; on
+// the stream st when the request asked for one.
+func respond(s *Server, w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
 	var ve *backup.ValidationError
 	if st == nil {
 		if errors.As(err, &ve) {
@@ -127,7 +132,7 @@ func (h *dataHandlers) respond(w http.ResponseWriter, r *http.Request, st *strea
 	case err != nil:
 		var e *Error
 		if !errors.As(dataError(err), &e) {
-			h.s.log.Error("api: data operation failed", "path", r.URL.Path, "err", err)
+			s.log.Error("api: long operation failed", "path", r.URL.Path, "err", err)
 			e = errorf(http.StatusInternalServerError, CodeInternal, "%v", err)
 		}
 		st.send(map[string]any{"error": e})

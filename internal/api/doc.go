@@ -72,5 +72,14 @@
 //	GET    /api/v1/backups                    {backups, schedule}
 //	GET|DELETE /api/v1/backups/{name}         GET downloads
 //
+// Export, import and node backup stream progress as NDJSON when the
+// request accepts application/x-ndjson.
+//
+// # Dashboard
+//
+// Handler also serves the web dashboard (package dashboard) under
+// /dashboard/, without credentials (the files hold no data), and
+// redirects GET / there. LocalHandler does not.
+//
 // docs/rest-api.md lists every route; TestRoutesDocumented keeps it so.
 package api

@@ -85,7 +85,14 @@ type CreateRequest struct {
 	Name       string   `json:"name,omitempty"`       // in the backup dir; default roost-backup-<node>-<UTC time>.tar.zst[.age]
 	Recipients []string `json:"recipients,omitempty"` // age X25519 public keys
 	Passphrase string   `json:"passphrase,omitempty"`
-	scheduled  bool
+	// Progress, when set, is called a few times a second while the
+	// backup is written, and once at the end (done == total). Phase
+	// "backup"; done/total and bytes/bytes_total both count the bytes of
+	// the node's files read into the archive, rate is bytes per second.
+	// The total is known up front except for sessions.db, whose
+	// consistent copy may differ a little from the file's size.
+	Progress  func(backup.Progress) `json:"-"`
+	scheduled bool
 }
 
 // Info describes a backup file in the backup dir.
@@ -167,37 +174,62 @@ func (m *Manager) path(name string) (string, error) {
 	return filepath.Join(m.opts.Dir, name), nil
 }
 
+// CheckCreate refuses, before any work, a request that Create would
+// refuse at once: a bad recipient or name, a name that is taken, or
+// another backup of this node running. (Create checks again: a backup
+// may start in between.) It lets a caller that streams progress answer
+// these with a plain error status.
+func (m *Manager) CheckCreate(req CreateRequest) error {
+	if _, _, _, err := m.checkRequest(req, m.opts.Identity(), time.Now()); err != nil {
+		return err
+	}
+	if !m.mu.TryLock() {
+		return fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// checkRequest validates req and returns the backup's name and path.
+func (m *Manager) checkRequest(req CreateRequest, id config.Identity, at time.Time) (name, path string, encrypted bool, err error) {
+	if len(req.Recipients) > 0 && req.Passphrase != "" {
+		return "", "", false, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
+	}
+	for _, r := range req.Recipients {
+		if _, err := age.ParseX25519Recipient(r); err != nil {
+			return "", "", false, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
+		}
+	}
+	encrypted = len(req.Recipients) > 0 || req.Passphrase != ""
+	name = req.Name
+	if name == "" {
+		name = m.defaultName(id.Name, at, encrypted, req.scheduled)
+	}
+	if encrypted != strings.HasSuffix(name, agedExt) && IsBackupName(name) {
+		if encrypted {
+			return "", "", false, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
+		}
+		return "", "", false, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
+	}
+	path, err = m.path(name)
+	if err != nil {
+		return "", "", false, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return "", "", false, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+	}
+	return name, path, encrypted, nil
+}
+
 // Create writes one backup of this node into the backup dir: written to
 // a hidden temp file and renamed into place when complete, so the dir
 // never shows a partial backup.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
-	if len(req.Recipients) > 0 && req.Passphrase != "" {
-		return nil, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
-	}
-	for _, r := range req.Recipients {
-		if _, err := age.ParseX25519Recipient(r); err != nil {
-			return nil, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
-		}
-	}
-	encrypted := len(req.Recipients) > 0 || req.Passphrase != ""
 	start := time.Now()
 	id := m.opts.Identity()
-	name := req.Name
-	if name == "" {
-		name = m.defaultName(id.Name, start, encrypted, req.scheduled)
-	}
-	if encrypted != strings.HasSuffix(name, agedExt) && IsBackupName(name) {
-		if encrypted {
-			return nil, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
-		}
-		return nil, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
-	}
-	path, err := m.path(name)
+	name, path, encrypted, err := m.checkRequest(req, id, start)
 	if err != nil {
 		return nil, err
-	}
-	if _, err := os.Stat(path); err == nil {
-		return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
 	}
 	if !m.mu.TryLock() {
 		return nil, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
@@ -268,12 +300,23 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 		aw.Close(archive.Manifest{}) // releases the encoder; the temp file is removed
 		return nil, err
 	}
+	dataFiles, err := m.dataFileNames()
+	if err != nil {
+		return fail(err)
+	}
+	var configFiles []string
+	if m.opts.Config != nil {
+		configFiles = m.opts.Config()
+	}
 	viewStart := time.Now()
 	b, err := m.opts.Store.BeginBackup()
 	if err != nil {
 		return fail(err)
 	}
 	meta, tables := b.Meta, b.Tables
+	if req.Progress != nil {
+		aw.meter = m.newMeter(req.Progress, b.Size(), dataFiles, configFiles)
+	}
 	pr, wait := readerOf(b)
 	err = aw.AddFile(dataPrefix+store.StateFile, 0o600, b.Size(), time.Now(), pr)
 	pr.Close() // ends WriteTo early if AddFile failed
@@ -291,14 +334,14 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 			return fail(err)
 		}
 	}
-	if err := m.addDataFiles(aw); err != nil {
-		return fail(err)
+	for _, n := range dataFiles {
+		if err := addFile(aw, dataPrefix+n, filepath.Join(m.opts.DataDir, n)); err != nil {
+			return fail(fmt.Errorf("data dir file %s: %w", n, err))
+		}
 	}
-	if m.opts.Config != nil {
-		for _, p := range m.opts.Config() {
-			if err := addFile(aw, configPrefix+strings.TrimPrefix(filepath.ToSlash(p), "/"), p); err != nil {
-				return fail(fmt.Errorf("config file %s: %w", p, err))
-			}
+	for _, p := range configFiles {
+		if err := addFile(aw, configPrefix+strings.TrimPrefix(filepath.ToSlash(p), "/"), p); err != nil {
+			return fail(fmt.Errorf("config file %s: %w", p, err))
 		}
 	}
 	man := archive.Manifest{
@@ -313,17 +356,23 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 	if err := aw.Close(man); err != nil {
 		return nil, err
 	}
+	aw.meter.finish()
 	return &Result{Node: id.Name, NodeID: id.NodeID, ClusterID: id.ClusterID, RaftIndex: meta.Index, RaftTerm: meta.Term,
 		Tables: tables, Files: aw.files, ViewMS: viewMS}, nil
 }
 
-// archiveWriter counts the files written, for the report.
+// archiveWriter counts the files written, for the report, and the bytes
+// read into them, for the progress.
 type archiveWriter struct {
 	*archive.Writer
 	files int
+	meter *meter // nil: no progress reports
 }
 
 func (w *archiveWriter) AddFile(path string, mode os.FileMode, size int64, modTime time.Time, r io.Reader) error {
+	if w.meter != nil {
+		r = &meteredReader{r: r, m: w.meter}
+	}
 	err := w.Writer.AddFile(path, mode, size, modTime, r)
 	if err == nil {
 		w.files++
@@ -363,6 +412,7 @@ func (m *Manager) addSessions(aw *archiveWriter) error {
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
+	aw.meter.setSessions(n)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
@@ -381,12 +431,13 @@ func skipped(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".restore")
 }
 
-// addDataFiles adds the other regular files of the data dir (node.json,
-// cookie, initial-admin-password, …), in name order.
-func (m *Manager) addDataFiles(aw *archiveWriter) error {
+// dataFileNames lists the other regular files of the data dir, copied
+// as they are (node.json, cookie, initial-admin-password, …), in name
+// order.
+func (m *Manager) dataFileNames() ([]string, error) {
 	ents, err := os.ReadDir(m.opts.DataDir)
 	if err != nil {
-		return fmt.Errorf("read data dir: %w", err)
+		return nil, fmt.Errorf("read data dir: %w", err)
 	}
 	names := []string{}
 	for _, e := range ents {
@@ -395,12 +446,7 @@ func (m *Manager) addDataFiles(aw *archiveWriter) error {
 		}
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		if err := addFile(aw, dataPrefix+n, filepath.Join(m.opts.DataDir, n)); err != nil {
-			return fmt.Errorf("data dir file %s: %w", n, err)
-		}
-	}
-	return nil
+	return names, nil
 }
 
 func addFile(aw *archiveWriter, archivePath, path string) error {

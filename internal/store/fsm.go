@@ -88,6 +88,22 @@ func keyCount(b *bolt.Bucket) int64 {
 	return n
 }
 
+// keyProbe tells whether a key is in a bucket, reusing one cursor while
+// the ops stay on one bucket (Bucket.Get makes a cursor each time). Seek
+// walks from the root, so the cursor stays right across puts.
+type keyProbe struct {
+	b *bolt.Bucket
+	c *bolt.Cursor
+}
+
+func (p *keyProbe) has(b *bolt.Bucket, key string) bool {
+	if p.b != b {
+		p.b, p.c = b, b.Cursor()
+	}
+	k, _ := p.c.Seek([]byte(key))
+	return string(k) == key
+}
+
 // setCounts counts every table of db (at open and after a restore).
 func (f *fsm) setCounts(db *bolt.DB) {
 	_ = db.View(func(tx *bolt.Tx) error {
@@ -287,6 +303,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 func applyOps(tx *bolt.Tx, ops []Op, index uint64, delta *countDelta) ([]string, []Change, error) {
 	keys := make([]string, len(ops))
 	changes := make([]Change, 0, len(ops))
+	var probe keyProbe
 	for i, op := range ops {
 		if isStageOp(op.Type) {
 			key, ch, err := applyStageOp(tx, op, index)
@@ -308,14 +325,14 @@ func applyOps(tx *bolt.Tx, ops []Op, index uint64, delta *countDelta) ([]string,
 		}
 		switch op.Type {
 		case OpPut:
-			if b.Get([]byte(op.Key)) == nil {
+			if !probe.has(b, op.Key) {
 				delta.inc(op.Table, 1)
 			}
 			if err := b.Put([]byte(op.Key), op.Value); err != nil {
 				return nil, nil, fmt.Errorf("op %d: put %s/%s: %w", i, op.Table, op.Key, err)
 			}
 		case OpDelete:
-			if b.Get([]byte(op.Key)) != nil {
+			if probe.has(b, op.Key) {
 				delta.inc(op.Table, -1)
 			}
 			if err := b.Delete([]byte(op.Key)); err != nil {
@@ -331,7 +348,7 @@ func applyOps(tx *bolt.Tx, ops []Op, index uint64, delta *countDelta) ([]string,
 				return nil, nil, fmt.Errorf("op %d: append to %s: %w", i, op.Table, err)
 			}
 			op.Key, op.Value = ACLKey(seq), val
-			if b.Get([]byte(op.Key)) == nil {
+			if !probe.has(b, op.Key) {
 				delta.inc(op.Table, 1)
 			}
 			if err := b.Put([]byte(op.Key), op.Value); err != nil {

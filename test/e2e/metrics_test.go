@@ -254,6 +254,15 @@ func TestMetricsScrape(t *testing.T) {
 	if got := m.get(t, "roost_backup_last_success_size_bytes", nb...); got != float64(fi.Size()) {
 		t.Errorf("a failure changed the last success size to %v", got)
 	}
+	if _, _, err := n.ctl("data", "export"); err == nil {
+		t.Fatal("data export into a file succeeded")
+	}
+	if m = scrape(); m.get(t, "roost_backup_failures_total", de...) != 1 ||
+		m.get(t, "roost_backup_last_failure_timestamp_seconds", de...) <= m.get(t, "roost_backup_last_success_timestamp_seconds", de...) {
+		t.Errorf("data export failure not recorded: failures %v, last failure %v, last success %v",
+			m.get(t, "roost_backup_failures_total", de...), m.get(t, "roost_backup_last_failure_timestamp_seconds", de...),
+			m.get(t, "roost_backup_last_success_timestamp_seconds", de...))
+	}
 	if err := os.Remove(bdir); err != nil {
 		t.Fatal(err)
 	}

@@ -41,6 +41,8 @@
 //	POST   /api/v1/login                      admin login → bearer token
 //	GET    /api/v1/status                     node identity, uptime, raft, listeners
 //	GET    /api/v1/metrics                    connections, subscriptions, messages, retained count
+//	GET    /metrics                           Prometheus text format (Options.Prometheus, internal/metrics);
+//	                                          open to anyone when Options.PublicMetrics (api.metrics_auth = false)
 //	GET    /api/v1/data/digest                per-table count and sha256 at a raft index
 //	GET    /api/v1/users[?kind=]              list (no hashes)
 //	POST   /api/v1/users                      {user_id, password, is_superuser, kind}

@@ -44,6 +44,11 @@ type Options struct {
 	Cluster ClusterAdmin
 	// TokenTTL is how long a bearer token lives (default 1h).
 	TokenTTL time.Duration
+	// Prometheus serves GET /metrics (internal/metrics). Nil: no such
+	// route. Callers authenticate as for the API (any role may read it),
+	// unless PublicMetrics (api.metrics_auth = false) lets anyone scrape.
+	Prometheus    http.Handler
+	PublicMetrics bool
 }
 
 // Server serves the REST API of one node.
@@ -100,6 +105,9 @@ func (s *Server) routes() {
 	}
 	h("POST /api/v1/login", s.login)
 
+	if s.opts.Prometheus != nil {
+		s.mux.Handle("GET /metrics", s.opts.Prometheus)
+	}
 	h("GET /api/v1/status", s.getStatus)
 	h("GET /api/v1/metrics", s.getMetrics)
 	h("GET /api/v1/data/digest", s.getDigest)

@@ -377,9 +377,20 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 // node's config files, into a file of the backup dir. On a follower the
 // read point is reached by committing a no-op entry through the leader
 // and waiting to apply it (store.SyncPoint): the export then holds every
-// write acknowledged before it started, on whichever node it runs.
+// write acknowledged before it started, on whichever node it runs. The
+// outcome goes to Options.Health.
 func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, error) {
 	start := time.Now()
+	out, err := m.export(ctx, req, start)
+	var size int64
+	if out != nil {
+		size = out.Size
+	}
+	m.opts.Health.Record(KindDataExport, TargetLocal, start, size, err)
+	return out, err
+}
+
+func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time) (*ExportFile, error) {
 	name, rename := req.Filename, false
 	if name == "" {
 		name, rename = "roost-export-"+start.UTC().Format("20060102T150405Z")+".json.gz", true

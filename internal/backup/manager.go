@@ -44,6 +44,9 @@ type Options struct {
 	// guess by characteristic member names.
 	DetectForeign func(head []byte) string
 	Logger        *slog.Logger
+	// Health records each export's outcome (kind data_export, target
+	// local). Nil: not recorded.
+	Health *Health
 
 	// StageBytes bounds the records of one staging op (default 1 MiB);
 	// StageWindow is how many are in flight at once (default 4).

@@ -184,6 +184,7 @@ type Broker struct {
 	sessions  *sessionStore // nil without SessionsPath
 	mirrors   []*mirror
 	banned    *bannedHook
+	qos       qosHook // message counts by QoS (metrics.go)
 
 	// Clustering (cluster_hook.go, takeover.go) and retained delivery
 	// on subscribe (retained_deliver.go).
@@ -313,6 +314,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		b.log.Warn("authentication is disabled: any client may connect")
 	}
 	hooks := []mqtt.Hook{
+		&b.qos, // first: counts every packet mochi counts, before any hook refuses one
 		b.banned,
 		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable,
 			idByClID: b.opts.AuthnUserIDType == UserIDClientID},

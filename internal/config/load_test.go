@@ -19,6 +19,7 @@ func TestDefault(t *testing.T) {
 		{"listeners.ws.default.bind", c.Listeners.WS["default"].Bind, "0.0.0.0:8083"},
 		{"listeners.ssl", len(c.Listeners.SSL), 0},
 		{"api.bind", c.API.Bind, "0.0.0.0:18083"},
+		{"api.metrics_auth", c.API.MetricsAuth, true},
 		{"dashboard.default_username", c.Dashboard.DefaultUsername, "admin"},
 		{"cluster.bind", c.Cluster.Bind, "0.0.0.0:4370"},
 		{"authn.enable", c.Authn.Enable, true},

@@ -22,6 +22,7 @@ import (
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/cluster"
 	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/metrics"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -186,6 +187,9 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
 	var backups *nodebackup.Manager // set below; the status reads it
+	// The health of every backup and export this node runs, for /metrics.
+	health := backup.NewHealth()
+	health.Declare(backup.KindDataExport, backup.TargetLocal, 0)
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
@@ -204,8 +208,13 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		UserIDType: cfg.Authn.UserIDType,
 		TokenKey:   tokenKey(cookie),
 		Cluster:    cl,
+		Prometheus: metrics.Handler(metrics.Options{Broker: b.Metrics, Store: st, Backups: health,
+			Version: build.Version, Commit: build.Commit, Logger: log}),
+		PublicMetrics: !cfg.API.MetricsAuth,
 	})
-	data := backup.New(dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log))
+	dopts := dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log)
+	dopts.Health = health
+	data := backup.New(dopts)
 	data.RemoveStaleTemps()
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
@@ -214,8 +223,10 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Version:  build.Version, Sessions: b.WriteSessionsTo,
 		Config: func() []string { return configFiles(loaded) }, ConfigDir: configDir(loaded),
 		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
+		Health: health,
 	})
 	backups.RemoveStale()
+	backups.SeedHealth()
 	srv.RegisterBackups(backups)
 	go backups.RunSchedule(ctx)
 	go func() {

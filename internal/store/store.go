@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,6 +70,8 @@ type Store struct {
 
 	obsMu     sync.RWMutex
 	observers []func([]Change)
+
+	leaderChanges atomic.Uint64 // across Resets: a counter only grows
 
 	submit chan *pending
 	stop   chan struct{}
@@ -174,6 +177,7 @@ func (s *Store) startRaft(bootstrap bool) error {
 	if err != nil {
 		return fmt.Errorf("store: start raft: %w", err)
 	}
+	s.observeLeaders(r)
 	s.rmu.Lock()
 	s.raft = r
 	s.rmu.Unlock()

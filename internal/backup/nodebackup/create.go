@@ -57,6 +57,10 @@ type Options struct {
 
 	Interval time.Duration // scheduled backups; 0: none
 	Keep     int           // scheduled backups kept; 0: all
+
+	// Health records the outcome of every backup, scheduled or asked
+	// for (kind node_backup, target local). Nil: not recorded.
+	Health *backup.Health
 }
 
 // Manager makes, lists and schedules the backups of a running node.
@@ -77,6 +81,7 @@ func New(opts Options) *Manager {
 	m.sch.Interval = opts.Interval.String()
 	m.sch.Keep = opts.Keep
 	m.sch.Enabled = opts.Interval > 0
+	opts.Health.Declare(backup.KindNodeBackup, backup.TargetLocal, max(opts.Interval, 0))
 	return m
 }
 
@@ -223,8 +228,19 @@ func (m *Manager) checkRequest(req CreateRequest, id config.Identity, at time.Ti
 
 // Create writes one backup of this node into the backup dir: written to
 // a hidden temp file and renamed into place when complete, so the dir
-// never shows a partial backup.
+// never shows a partial backup. The outcome goes to Options.Health.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
+	start := time.Now()
+	res, err := m.create(ctx, req)
+	var size int64
+	if res != nil {
+		size = res.Size
+	}
+	m.opts.Health.Record(backup.KindNodeBackup, backup.TargetLocal, start, size, err)
+	return res, err
+}
+
+func (m *Manager) create(ctx context.Context, req CreateRequest) (*Result, error) {
 	start := time.Now()
 	id := m.opts.Identity()
 	name, path, encrypted, err := m.checkRequest(req, id, start)
@@ -473,6 +489,25 @@ func (m *Manager) RemoveStale() {
 				m.log.Info("removed the temp file of an unfinished backup", "file", e.Name())
 			}
 		}
+	}
+}
+
+// SeedHealth records the newest backup in the backup dir as the last
+// success, so that the health (and the alerts on it) survive a restart.
+func (m *Manager) SeedHealth() {
+	list, err := m.List()
+	if err != nil {
+		m.log.Warn("cannot read the backup dir for the last backup", "err", err)
+		return
+	}
+	var newest *Info
+	for i := range list {
+		if newest == nil || list[i].ModifiedAt.After(newest.ModifiedAt) {
+			newest = &list[i]
+		}
+	}
+	if newest != nil {
+		m.opts.Health.Seed(backup.KindNodeBackup, backup.TargetLocal, newest.ModifiedAt, newest.Size)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/roostmq/roost/internal/backup"
 )
 
 // ScheduleStatus is what `roost ctl status` and GET /api/v1/backups show
@@ -49,7 +51,10 @@ func (m *Manager) RunSchedule(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			err = m.prune()
+			if err = m.prune(); err != nil {
+				// The backup is written, but the run failed: the dir grows.
+				m.opts.Health.Failure(backup.KindNodeBackup, backup.TargetLocal, time.Now(), err)
+			}
 		}
 		m.smu.Lock()
 		if err != nil {

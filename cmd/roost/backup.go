@@ -124,7 +124,6 @@ func newBackupCmd(load func() (*config.Loaded, error)) *cobra.Command {
 		Long: `Offline commands on a node backup (made by "roost ctl backup create"); no node
 needs to run. Restore one with "roost restore FILE". FILE may be
 s3://bucket/prefix/NAME, read with the config's backup.s3.* settings.`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newBackupInspectCmd(load), newBackupVerifyCmd(load), newBackupExtractCmd(load))
@@ -171,7 +170,6 @@ func newBackupInspectCmd(load func() (*config.Loaded, error)) *cobra.Command {
 		Short: "Print a backup's manifest: node, cluster, raft index, time, table counts, files",
 		Long: `Print the manifest of a node backup. The manifest is the archive's last entry,
 so the whole file is read (and every file's sha256 checked on the way).`,
-		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {
@@ -199,7 +197,6 @@ func newBackupVerifyCmd(load func() (*config.Loaded, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check every file of a backup and that its store snapshot opens; non-zero exit names the first bad file",
-		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {
@@ -235,7 +232,6 @@ func newBackupExtractCmd(load func() (*config.Loaded, error)) *cobra.Command {
 file against the manifest. data/ holds the data dir files, config/ the node's
 config files under their absolute paths. Use it to look at or recover single
 files (a config file, say); "roost restore" is the way to restore a node.`,
-		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, ro, err := keys.open(cmd.Context(), args[0], "table")
 			if err != nil {
@@ -271,10 +267,9 @@ rejoins its cluster and catches up from the backup's raft index.
 The data dir is found as "roost start" finds it (see "roost paths"), or
 --data-dir. FILE may be s3://bucket/prefix/NAME: the object is streamed
 with the config's backup.s3.* settings (nothing is spooled first; a read
-that fails part-way leaves the data dir as it was). With --force-new-cluster, for when every other node is lost,
-the node comes back as a new one-voter cluster (new cluster id) holding the
+that fails part-way leaves the data dir as it was). With
+--force-new-cluster, for when every other node is lost, the node comes back as a new one-voter cluster (new cluster id) holding the
 backup's data; empty nodes can then join it.`,
-		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"syscall"
 
 	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/ctl"
 	"github.com/roostmq/roost/internal/node"
 	"github.com/spf13/cobra"
 )
@@ -64,8 +65,11 @@ func newRootCmd() *cobra.Command {
 		}
 		return l.Paths.DataDir, nil
 	}
-	root.AddCommand(newStartCmd(load), newPathsCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
+	root.AddCommand(newStartCmd(load), newPathsCmd(load), newConfigCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
 		newBackupCmd(load), newRestoreCmd(load, resolveDataDir))
+	// Every command's arguments are checked against its Use line; typos
+	// of a subcommand get close matches, at any depth.
+	ctl.ApplyUseLineArgs(root)
 	return root
 }
 
@@ -75,7 +79,6 @@ func newStartCmd(load func() (*config.Loaded, error)) *cobra.Command {
 	return &cobra.Command{
 		Use:   "start",
 		Short: "Run a node in the foreground (SIGTERM or Ctrl-C stops it cleanly)",
-		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loaded, err := load()
 			if err != nil {
@@ -130,7 +133,6 @@ func newPathsCmd(load func() (*config.Loaded, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "paths",
 		Short: "Show the config file, data dir, backup dir and log in use, and which rule chose each",
-		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			loaded, err := load()
 			if err != nil {
@@ -161,7 +163,6 @@ func newVersionCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "version",
 		Short: "Print version, commit and build date",
-		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch strings.ToLower(output) {
 			case "json":

@@ -63,10 +63,11 @@ func unauthorized(format string, args ...any) *Error {
 }
 
 // authenticate lets through requests with a valid API key (basic auth) or
-// bearer token, and only reads for viewers. Login needs no credentials.
+// bearer token, and only reads for viewers. Login needs no credentials,
+// nor /metrics when the operator made it public (api.metrics_auth = false).
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/api/v1/login" {
+		if r.URL.Path == "/api/v1/login" || r.URL.Path == "/metrics" && s.opts.PublicMetrics {
 			next.ServeHTTP(w, r)
 			return
 		}

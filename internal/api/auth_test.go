@@ -28,8 +28,20 @@ func TestAPIKeysAndBasicAuth(t *testing.T) {
 	// No credentials at all: 401, JSON, with a challenge.
 	r := remote("GET", "/api/v1/status", "", nil)
 	e.expectErr(r, http.StatusUnauthorized, CodeUnauthorized, "authentication required")
-	if r.header.Get("WWW-Authenticate") == "" {
-		t.Fatal("no WWW-Authenticate challenge")
+	if got := r.header.Get("WWW-Authenticate"); got != `Basic realm="roost", charset="UTF-8"` {
+		t.Fatalf("challenge without credentials %q, want Basic", got)
+	}
+	// A refused bearer token and a failed login get a Bearer challenge: a
+	// Basic one makes browsers prompt, which stalls the dashboard.
+	r = remote("GET", "/api/v1/status", "Bearer x.y", nil)
+	e.expectErr(r, http.StatusUnauthorized, CodeUnauthorized, "token")
+	if got := r.header.Get("WWW-Authenticate"); !strings.HasPrefix(got, "Bearer ") {
+		t.Fatalf("challenge for a bearer token %q, want Bearer", got)
+	}
+	r = remote("POST", "/api/v1/login", "", LoginRequest{Username: "nobody", Password: "x"})
+	e.expectErr(r, http.StatusUnauthorized, CodeUnauthorized, "wrong username or password")
+	if got := r.header.Get("WWW-Authenticate"); got != `Bearer realm="roost"` {
+		t.Fatalf("challenge of a failed login %q, want Bearer", got)
 	}
 
 	var k APIKeyCreated

@@ -7,15 +7,16 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
-	"github.com/roostmq/roost/internal/backup/target"
 )
 
 // Node backups (docs/backup-restore.md), administrators only: a backup
 // holds the node's cookie and every credential hash.
 //
 //	POST   /api/v1/backups          {name?, recipients?: ["age1…"], passphrase?, to?} → the backup written to backup.target (or to)
-//	GET    /api/v1/backups          {backups: [...], schedule: {...}, targets: [...]}; ?remote=true: at backup.target
+//	                                (Accept: application/x-ndjson: progress lines in bytes, then the result, as data export)
+//	GET    /api/v1/backups          {location, remote, backups: [...], schedule: {...}, targets: [...]}; ?remote=true: at backup.target
 //	GET    /api/v1/backups/{name}   download; ?remote=true: from backup.target
 //	DELETE /api/v1/backups/{name}   ?remote=true: at backup.target
 
@@ -27,8 +28,8 @@ type BackupList struct {
 	Remote   bool                      `json:"remote"`
 	Backups  []nodebackup.Info         `json:"backups"`
 	Schedule nodebackup.ScheduleStatus `json:"schedule"`
-	// Targets: the record of the node backups written to each target.
-	Targets []target.Status `json:"targets"`
+	// Targets: the health of the node backups written to each target.
+	Targets []backup.TargetStatus `json:"targets"`
 }
 
 // remoteParam reads ?remote=true|false.
@@ -45,8 +46,7 @@ func remoteParam(r *http.Request) (bool, error) {
 }
 
 // RegisterBackups serves the node backup routes with m.
-func (s *Server) RegisterBackups(m *nodebackup.Manager, health *target.Health) {
-	s.health = health
+func (s *Server) RegisterBackups(m *nodebackup.Manager, health *backup.Health) {
 	admin := func(h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
 		return func(w http.ResponseWriter, r *http.Request) error {
 			if !isAdministrator(r) {
@@ -60,12 +60,14 @@ func (s *Server) RegisterBackups(m *nodebackup.Manager, health *target.Health) {
 		if err := decodeOptional(w, r, &in); err != nil {
 			return err
 		}
-		res, err := m.Create(r.Context(), in)
-		if err != nil {
+		// Refusals come before a stream starts, with their own status.
+		if err := m.CheckCreate(r.Context(), in); err != nil {
 			return dataError(err)
 		}
-		writeJSON(w, http.StatusCreated, res)
-		return nil
+		st := newStreamer(w, r)
+		in.Progress = st.progress()
+		res, err := m.Create(r.Context(), in)
+		return respond(s, w, r, st, http.StatusCreated, res, err)
 	}))
 	s.Handle("GET /api/v1/backups", admin(func(w http.ResponseWriter, r *http.Request) error {
 		remote, err := remoteParam(r)
@@ -80,7 +82,7 @@ func (s *Server) RegisterBackups(m *nodebackup.Manager, health *target.Health) {
 		if remote {
 			loc = m.Target().String()
 		}
-		targets := health.Of(target.KindNodeBackup)
+		targets := health.Of(backup.KindNodeBackup)
 		writeJSON(w, http.StatusOK, BackupList{Location: loc, Remote: remote, Backups: list, Schedule: m.Status(), Targets: targets})
 		return nil
 	}))
@@ -126,8 +128,3 @@ func serveObject(w http.ResponseWriter, r *http.Request, rc io.Reader, size int6
 		io.Copy(w, rc) // a failure mid-stream cuts the response short: the client sees a short body
 	}
 }
-
-// TargetHealth is the record of what was written to each backup target
-// (node backups and data exports: last success and failure, duration,
-// size), for a metrics exporter; nil before RegisterBackups.
-func (s *Server) TargetHealth() *target.Health { return s.health }

@@ -21,8 +21,10 @@ import (
 //	GET    /api/v1/data/files/{name}    download (administrators only: exports hold credential hashes); ?remote=true
 //	POST   /api/v1/data/files           upload (multipart "file", or a raw body with ?name=); validated before it is kept
 //	DELETE /api/v1/data/files/{name}    ?remote=true
-//	POST   /api/v1/data/import          {filename, dry_run, replace, tables, format, restore_config_files, emqx_auth_as};
-//	                                    filename s3://bucket/prefix/name: fetched into the backup dir first (administrators)
+//	POST   /api/v1/data/import          {filename, dry_run, replace, tables, format, restore_config_files, emqx_auth_as}
+//	                                    or multipart: an "options" part (that JSON, filename optional), then the
+//	                                    "file" part: imported (or dry-run) without keeping a copy;
+//	                                    filename s3://bucket/prefix/name: read from there, no copy kept (administrators)
 //
 // Export and import answer one JSON document, or, when the request
 // accepts application/x-ndjson, a stream of lines: {"progress":{...}}
@@ -36,6 +38,11 @@ const CodeInvalidFile = "INVALID_FILE"
 // S3 service) that refused or failed an operation; the message names the
 // target and, for S3, the service's error code.
 const CodeTargetFailed = "TARGET_FAILED"
+
+// CodeNoRemoteTarget is a ?remote=true request to a node whose
+// backup.target is not set (its backups and exports are in its backup
+// dir): 400, told from other bad requests by this code.
+const CodeNoRemoteTarget = "NO_REMOTE_TARGET"
 
 // ExportRequest is the body of POST /api/v1/data/export.
 type ExportRequest struct {
@@ -98,6 +105,8 @@ func dataError(err error) error {
 	switch {
 	case err == nil || errors.As(err, &e):
 		return err
+	case errors.Is(err, backup.ErrNoRemote):
+		return errorf(http.StatusBadRequest, CodeNoRemoteTarget, "%v", strings.TrimPrefix(err.Error(), backup.ErrBadRequest.Error()+": "))
 	case errors.Is(err, backup.ErrBadRequest), errors.Is(err, backup.ErrFormatUnsupported):
 		return badRequest("%v", strings.TrimPrefix(err.Error(), backup.ErrBadRequest.Error()+": "))
 	case errors.Is(err, backup.ErrFileNotFound):
@@ -119,8 +128,13 @@ func invalidFile(ve *backup.ValidationError) *InvalidFileError {
 		Problems: ve.Report.Problems, Report: ve.Report}
 }
 
-// respond writes a long operation's outcome: result, or its error.
 func (h *dataHandlers) respond(w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
+	return respond(h.s, w, r, st, status, result, err)
+}
+
+// respond writes a long operation's outcome: result, or its error; on
+// the stream st when the request asked for one.
+func respond(s *Server, w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
 	var ve *backup.ValidationError
 	if st == nil {
 		if errors.As(err, &ve) {
@@ -139,7 +153,7 @@ func (h *dataHandlers) respond(w http.ResponseWriter, r *http.Request, st *strea
 	case err != nil:
 		var e *Error
 		if !errors.As(dataError(err), &e) {
-			h.s.log.Error("api: data operation failed", "path", r.URL.Path, "err", err)
+			s.log.Error("api: long operation failed", "path", r.URL.Path, "err", err)
 			e = errorf(http.StatusInternalServerError, CodeInternal, "%v", err)
 		}
 		st.send(map[string]any{"error": e})
@@ -347,6 +361,43 @@ func (h *dataHandlers) upload(w http.ResponseWriter, r *http.Request) error {
 	return h.respond(w, r, nil, http.StatusCreated, res, err)
 }
 
+// receive reads a multipart import: the "options" part (JSON, decoded
+// into in) and the "file" part, received into the backup dir as a file
+// that is not kept.
+func (h *dataHandlers) receive(r *http.Request, in *ImportRequest) (*backup.ReceivedFile, error) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		return nil, badRequest("multipart body: %v", err)
+	}
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			return nil, badRequest("multipart body: no \"file\" part")
+		}
+		if err != nil {
+			return nil, badRequest("multipart body: %v", err)
+		}
+		switch part.FormName() {
+		case "options":
+			if err := decodeFrom(io.LimitReader(part, maxBody), "", in); err != nil {
+				return nil, err
+			}
+		case "file":
+			if in.Filename == "" {
+				in.Filename = part.FileName()
+			}
+			if in.Filename == "" {
+				return nil, fieldError("filename", "required: in the \"options\" part, or as the file part's file name")
+			}
+			rf, err := h.d.Receive(in.Filename, part)
+			if err != nil {
+				return nil, dataError(err)
+			}
+			return rf, nil
+		}
+	}
+}
+
 func (h *dataHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 	remote, err := remoteParam(r)
 	if err != nil {
@@ -366,11 +417,23 @@ func (h *dataHandlers) delete(w http.ResponseWriter, r *http.Request) error {
 
 func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error {
 	var in ImportRequest
-	if err := decode(w, r, maxBody, &in); err != nil {
-		return err
-	}
-	if in.Filename == "" {
-		return fieldError("filename", "required (a file of the backup dir: upload it with POST /api/v1/data/files)")
+	var received *backup.ReceivedFile
+	if ctype, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ctype == "multipart/form-data" {
+		// The whole file is read before anything is answered: an HTTP/1
+		// handler must not read the request after writing the response.
+		rf, err := h.receive(r, &in)
+		if err != nil {
+			return err
+		}
+		received = rf
+		defer h.removeReceived(&received)
+	} else {
+		if err := decode(w, r, maxBody, &in); err != nil {
+			return err
+		}
+		if in.Filename == "" {
+			return fieldError("filename", "required (a file of the backup dir: upload it with POST /api/v1/data/files, or send it as the \"file\" part of a multipart import)")
+		}
 	}
 	admin := isAdministrator(r)
 	if !admin {
@@ -381,19 +444,19 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 		}
 	}
 	if target.IsURL(in.Filename) {
-		// An export at a target: fetched into the backup dir (validated
-		// as an upload is), then imported from there.
+		// An export at a target: read into a file of this import only
+		// (as a multipart import's), removed before the answer.
 		if !admin {
 			return forbidden("only administrators may import from a remote target (the node's credentials read it)")
 		}
-		up, err := h.d.Fetch(r.Context(), in.Filename, backup.UploadOptions{Format: in.Format,
-			Foreign: backup.ForeignOptions{EMQXAuthAs: in.EMQXAuthAs}})
+		rf, err := h.d.Fetch(r.Context(), in.Filename)
 		if err != nil {
-			return h.respond(w, r, nil, 0, nil, err)
+			return dataError(err)
 		}
-		in.Filename = up.Name
+		received = rf
+		defer h.removeReceived(&received)
 	}
-	req := backup.ImportRequest{Filename: in.Filename, ImportOptions: backup.ImportOptions{
+	req := backup.ImportRequest{Filename: in.Filename, Received: received, ImportOptions: backup.ImportOptions{
 		Format: in.Format, DryRun: in.DryRun, Replace: in.Replace, Tables: in.Tables, Privileged: admin,
 		RestoreConfigFiles: in.RestoreConfigFiles, Foreign: backup.ForeignOptions{EMQXAuthAs: in.EMQXAuthAs},
 	}}
@@ -403,5 +466,18 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 	st := newStreamer(w, r)
 	req.Progress = st.progress()
 	rep, err := h.d.Import(r.Context(), req)
+	// Before the answer, which may be the caller's cue to look.
+	h.removeReceived(&received)
 	return h.respond(w, r, st, http.StatusOK, rep, err)
+}
+
+// removeReceived removes a received import file, once.
+func (h *dataHandlers) removeReceived(rf **backup.ReceivedFile) {
+	if *rf == nil {
+		return
+	}
+	if err := (*rf).Remove(); err != nil {
+		h.s.log.Warn("could not remove a received import file", "err", err)
+	}
+	*rf = nil
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -178,4 +180,93 @@ func TestDataViewer(t *testing.T) {
 	e.expectErr(send(t, e.remote.URL, "GET", "/api/v1/data/files/a.json", vb, nil), http.StatusForbidden, CodeForbidden, "only administrators")
 	e.expectErr(send(t, e.remote.URL, "POST", "/api/v1/data/export", vb, nil), http.StatusForbidden, CodeForbidden, "viewer")
 	e.expectErr(send(t, e.remote.URL, "POST", "/api/v1/data/import", vb, ImportRequest{Filename: "a.json"}), http.StatusForbidden, CodeForbidden, "viewer")
+}
+
+// importWithFile posts a multipart import: the options, then the file.
+func importWithFile(t *testing.T, base string, opts any, name string, content []byte) resp {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	if opts != nil {
+		j, _ := json.Marshal(opts)
+		mw.WriteField("options", string(j))
+	}
+	fw, _ := mw.CreateFormFile("file", name)
+	fw.Write(content)
+	mw.Close()
+	req, _ := http.NewRequest("POST", base+"/api/v1/data/import", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// TestDataImportWithFile: an import that carries its file (multipart)
+// reads it, reports it by its name and keeps no copy in the backup dir:
+// a dry run, a refused file and a real import leave the backup dir as it
+// was, hidden files included.
+func TestDataImportWithFile(t *testing.T) {
+	e := newDataEnv(t)
+	var exp backup.ExportFile
+	e.expect(e.do("POST", "/api/v1/data/export", map[string]any{"filename": "a.json"}), http.StatusCreated, &exp)
+	doc := mustReadFile(t, filepath.Join(e.dir, "backup", "a.json"))
+	e.put(store.TableUsers, "username:bob", store.User{V: 1, Kind: "username", ID: "bob", Algorithm: "plain", PasswordHash: "pw"})
+	before := dirListing(t, filepath.Join(e.dir, "backup"))
+
+	var rep backup.ImportReport
+	e.expect(importWithFile(t, e.local.URL, ImportRequest{DryRun: true, Replace: true}, "mine.json", doc), http.StatusOK, &rep)
+	if !rep.DryRun || rep.Committed || rep.File != "mine.json" || rep.Tables[0].Unchanged != 1 || rep.Tables[0].Removed != 1 {
+		t.Fatalf("dry run: %+v", rep)
+	}
+	if after := dirListing(t, filepath.Join(e.dir, "backup")); after != before {
+		t.Fatalf("dry run changed the backup dir:\nbefore %s\nafter  %s", before, after)
+	}
+	r := importWithFile(t, e.local.URL, ImportRequest{DryRun: true}, "bad.json", doc[:len(doc)-20])
+	if r.status != http.StatusUnprocessableEntity {
+		t.Fatalf("bad file: %d %s", r.status, r.body)
+	}
+	e.expectErr(importWithFile(t, e.local.URL, map[string]any{"dry_run": true, "bogus": 1}, "x.json", doc), http.StatusBadRequest, CodeBadRequest, "bogus")
+	e.expectErr(importWithFile(t, e.local.URL, ImportRequest{DryRun: true}, ".hidden", doc), http.StatusBadRequest, CodeBadRequest, "file name")
+	if after := dirListing(t, filepath.Join(e.dir, "backup")); after != before {
+		t.Fatalf("refused imports changed the backup dir:\nbefore %s\nafter  %s", before, after)
+	}
+	// Without options: a merge, named by the part's file name.
+	e.expect(importWithFile(t, e.local.URL, nil, "mine.json", doc), http.StatusOK, &rep)
+	if rep.DryRun || !rep.Committed || rep.File != "mine.json" {
+		t.Fatalf("import: %+v", rep)
+	}
+	if after := dirListing(t, filepath.Join(e.dir, "backup")); after != before {
+		t.Fatalf("import changed the backup dir:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+func mustReadFile(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dirListing is every entry of dir, hidden ones included, with its size.
+func dirListing(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s:%d ", e.Name(), fi.Size())
+	}
+	return b.String()
 }

@@ -1,7 +1,7 @@
 // Package api is Roost's REST API under /api/v1: node status and metrics,
 // CRUD over the replicated tables (users, ACL rules, bans, retained
 // messages, API keys), data export and import (docs/data-export-import.md),
-// with authentication of API callers.
+// cluster membership and node backups, with authentication of API callers.
 //
 // The same routes are served two ways: Handler, for the TCP listener on
 // api.bind, requires credentials; LocalHandler, for the unix socket
@@ -41,6 +41,8 @@
 //	POST   /api/v1/login                      admin login → bearer token
 //	GET    /api/v1/status                     node identity, uptime, raft, listeners
 //	GET    /api/v1/metrics                    connections, subscriptions, messages, retained count
+//	GET    /metrics                           Prometheus text format (Options.Prometheus, internal/metrics);
+//	                                          open to anyone when Options.PublicMetrics (api.metrics_auth = false)
 //	GET    /api/v1/data/digest                per-table count and sha256 at a raft index
 //	GET    /api/v1/users[?kind=]              list (no hashes)
 //	POST   /api/v1/users                      {user_id, password, is_superuser, kind}
@@ -64,4 +66,22 @@
 //	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)
 //	POST   /api/v1/data/files                 upload (multipart "file"), validated before it is kept
 //	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}
+//	GET    /api/v1/cluster                    members (cluster.go)
+//	POST   /api/v1/cluster/join               {address}
+//	POST   /api/v1/cluster/leave
+//	POST   /api/v1/cluster/force-leave        {node}
+//	POST   /api/v1/backups                    {name?, recipients?, passphrase?} → node backup (backups.go)
+//	GET    /api/v1/backups                    {backups, schedule}
+//	GET|DELETE /api/v1/backups/{name}         GET downloads
+//
+// Export, import and node backup stream progress as NDJSON when the
+// request accepts application/x-ndjson.
+//
+// # Dashboard
+//
+// Handler also serves the web dashboard (package dashboard) under
+// /dashboard/, without credentials (the files hold no data), and
+// redirects GET / there. LocalHandler does not.
+//
+// docs/rest-api.md lists every route; TestRoutesDocumented keeps it so.
 package api

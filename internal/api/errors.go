@@ -79,9 +79,25 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		e = errorf(http.StatusInternalServerError, CodeInternal, "internal error: %v", err)
 	}
 	if e.Status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="roost", charset="UTF-8"`)
+		w.Header().Set("WWW-Authenticate", challenge(r))
 	}
 	writeJSON(w, e.Status, e)
+}
+
+// challenge is the WWW-Authenticate of a 401. Callers with a bearer
+// token, and the login itself, get a Bearer challenge (RFC 6750): a
+// browser shows its own username/password prompt for a Basic one, which
+// on the dashboard would stall a wrong login or an expired token behind
+// a dialog. Everyone else gets Basic, the API key scheme.
+func challenge(r *http.Request) string {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	switch {
+	case r.URL.Path == "/api/v1/login":
+		return `Bearer realm="roost"`
+	case strings.EqualFold(scheme, "bearer"):
+		return `Bearer realm="roost", error="invalid_token"`
+	}
+	return `Basic realm="roost", charset="UTF-8"`
 }
 
 // Body size limits: ordinary requests are small, bulk ones may carry

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/roostmq/roost/internal/backup/target"
+	"github.com/roostmq/roost/internal/api/dashboard"
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/store"
 )
@@ -44,6 +44,11 @@ type Options struct {
 	Cluster ClusterAdmin
 	// TokenTTL is how long a bearer token lives (default 1h).
 	TokenTTL time.Duration
+	// Prometheus serves GET /metrics (internal/metrics). Nil: no such
+	// route. Callers authenticate as for the API (any role may read it),
+	// unless PublicMetrics (api.metrics_auth = false) lets anyone scrape.
+	Prometheus    http.Handler
+	PublicMetrics bool
 }
 
 // Server serves the REST API of one node.
@@ -54,7 +59,9 @@ type Server struct {
 	tokenKey []byte
 	mux      *http.ServeMux
 	router   http.Handler
-	health   *target.Health // set by RegisterBackups
+	// dash serves the web dashboard on the API port (nil: its embedded
+	// files are broken, logged at New).
+	dash http.Handler
 }
 
 // New builds the API server. It does not listen: see Serve.
@@ -80,6 +87,11 @@ func New(opts Options) *Server {
 	s.routes()
 	s.clusterRoutes()
 	s.router = s.jsonFallback(s.mux)
+	if d, err := dashboard.New(); err != nil {
+		s.log.Error("api: the web dashboard is not served", "err", err)
+	} else {
+		s.dash = d
+	}
 	return s
 }
 
@@ -93,6 +105,9 @@ func (s *Server) routes() {
 	}
 	h("POST /api/v1/login", s.login)
 
+	if s.opts.Prometheus != nil {
+		s.mux.Handle("GET /metrics", s.opts.Prometheus)
+	}
 	h("GET /api/v1/status", s.getStatus)
 	h("GET /api/v1/metrics", s.getMetrics)
 	h("GET /api/v1/data/digest", s.getDigest)
@@ -142,13 +157,27 @@ func (s *Server) Handle(pattern string, fn func(http.ResponseWriter, *http.Reque
 }
 
 // Handler serves the API to callers that authenticate with an API key
-// (HTTP basic auth, name:secret) or an admin bearer token.
+// (HTTP basic auth, name:secret) or an admin bearer token, and the web
+// dashboard under /dashboard/ (its files need no credentials: they hold
+// no data, and call the API with the token of the admin who logs in on
+// them). GET / redirects there.
 func (s *Server) Handler() http.Handler {
-	return s.logRequests(s.authenticate(s.router))
+	api := s.logRequests(s.authenticate(s.router))
+	if s.dash == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle(dashboard.Prefix, s.dash)
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, dashboard.Prefix, http.StatusFound)
+	})
+	mux.Handle("/", api)
+	return mux
 }
 
 // LocalHandler serves the API without authentication, for the unix
-// socket in the data dir: whoever may open the socket is trusted.
+// socket in the data dir: whoever may open the socket is trusted. It
+// does not serve the dashboard (a browser does not reach the socket).
 func (s *Server) LocalHandler() http.Handler {
 	local := &Caller{Kind: "local", Name: "ctl", Role: RoleAdministrator}
 	api := s.logRequests(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

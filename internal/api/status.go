@@ -9,7 +9,6 @@ import (
 
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
-	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -29,9 +28,10 @@ type Status struct {
 	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
 	// Exports is the state of the scheduled data exports.
 	Exports *backup.ExportSchedule `json:"exports,omitempty"`
-	// Targets is the record of the backups and exports written to each
-	// target: last success, last failure and why, duration, size.
-	Targets []target.Status `json:"targets,omitempty"`
+	// Targets is the health of the backups and exports written to each
+	// target: last success, last failure and why, duration, size (as
+	// /metrics shows it).
+	Targets []backup.TargetStatus `json:"targets,omitempty"`
 }
 
 // RaftStatus is the node's view of the replicated store.

@@ -121,12 +121,32 @@ func (m *Manager) Delete(name string) error {
 	return nil
 }
 
+// What made the temp files of the backup dir that are not an object
+// being written (those are target.TempPrefix+<name>-…, see target.Dir):
+// every temp file there is target.TempPrefix+<what>-<random>.
+const (
+	uploadTemp   = "upload"
+	spoolTemp    = "spool"
+	receivedTemp = "received"
+)
+
+// RemoveStaleTemps removes the temp files that anything writing the
+// backup dir left there when the node stopped in the middle: node
+// backups and exports being written, uploads, import spools, received
+// files. Call it at start, before any of them runs (only this node
+// writes its backup dir).
+func (m *Manager) RemoveStaleTemps() {
+	for _, n := range target.RemoveStaleTemps(m.opts.Dir) {
+		m.log.Info("removed a temp file left by an unfinished backup or data transfer", "file", n)
+	}
+}
+
 // createTemp makes a hidden temp file in the backup dir (mode 0600).
-func (m *Manager) createTemp(prefix string) (*os.File, error) {
+func (m *Manager) createTemp(what string) (*os.File, error) {
 	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create backup dir: %w", err)
 	}
-	f, err := os.CreateTemp(m.opts.Dir, "."+prefix+"-*.tmp")
+	f, err := os.CreateTemp(m.opts.Dir, target.TempPrefix+what+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("create a file in the backup dir: %w", err)
 	}
@@ -199,6 +219,43 @@ func numbered(name string, i int) string {
 	return fmt.Sprintf("%s-%d%s", base, i, ext)
 }
 
+// ReceivedFile is a file received for one import and not kept: a hidden
+// temp file in the backup dir (not listed, not downloadable), removed by
+// Remove, or at the next start if the node stopped first.
+type ReceivedFile struct {
+	Name string // as the sender called it; for the report
+	path string
+}
+
+// Receive writes r to a ReceivedFile, for an import (a dry run above
+// all) that must not leave a copy in the backup dir.
+func (m *Manager) Receive(name string, r io.Reader) (*ReceivedFile, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	tmp, err := m.createTemp(receivedTemp)
+	if err != nil {
+		return nil, err
+	}
+	_, err = io.Copy(tmp, r)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return nil, fmt.Errorf("receive %s: %w", name, err)
+	}
+	return &ReceivedFile{Name: name, path: tmp.Name()}, nil
+}
+
+// Remove deletes the received file.
+func (f *ReceivedFile) Remove() error {
+	if err := os.Remove(f.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the received %s: %w", f.Name, err)
+	}
+	return nil
+}
+
 // UploadOptions tune Upload.
 type UploadOptions struct {
 	Rename  bool   // a taken name gets a number instead of failing
@@ -219,7 +276,7 @@ func (m *Manager) Upload(ctx context.Context, name string, r io.Reader, opts Upl
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	tmp, err := m.createTemp("upload")
+	tmp, err := m.createTemp(uploadTemp)
 	if err != nil {
 		return nil, err
 	}
@@ -326,9 +383,24 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 // is). On a follower the read point is reached by committing a no-op
 // entry through the leader and waiting to apply it (store.SyncPoint):
 // the export then holds every write acknowledged before it started, on
-// whichever node it runs.
+// whichever node it runs. The outcome goes to Options.Health, under the
+// export's target.
 func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, error) {
 	start := time.Now()
+	out, tg, err := m.export(ctx, req, start)
+	if tg != nil { // else refused before a target was known: a bad request
+		var name string
+		var size int64
+		if out != nil {
+			name, size = out.Filename, out.Size
+		}
+		m.opts.Health.Record(ctx, KindDataExport, TargetLabel(tg, m.opts.Dir), start, name, size, err)
+	}
+	return out, err
+}
+
+// export returns the target too, once resolved, for the health record.
+func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time) (*ExportFile, target.Target, error) {
 	name, rename := req.Filename, false
 	if name == "" {
 		name, rename = exportPrefix+start.UTC().Format(exportTimeLayout)+".json.gz", true
@@ -337,22 +409,22 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 		}
 	}
 	if err := CheckName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".json.gz") {
-		return nil, fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, name)
+		return nil, nil, fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, name)
 	}
 	tg, err := m.targetOf(req.To)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if name, err = freeName(ctx, tg, name, rename); err != nil {
-		return nil, err
+		return nil, tg, err
 	}
 	tables := req.Tables
 	for _, t := range tables {
 		if !slices.Contains(storeTables(), t) {
-			return nil, fmt.Errorf("%w: unknown table %q (tables: %s)", ErrBadRequest, t, strings.Join(storeTables(), ", "))
+			return nil, tg, fmt.Errorf("%w: unknown table %q (tables: %s)", ErrBadRequest, t, strings.Join(storeTables(), ", "))
 		}
 	}
 	if tables != nil {
@@ -361,12 +433,12 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	var sessions func(io.Writer) (int64, error)
 	if req.IncludeSessions {
 		if m.opts.Sessions == nil {
-			return nil, fmt.Errorf("%w: this node keeps no persistent sessions to include", ErrBadRequest)
+			return nil, tg, fmt.Errorf("%w: this node keeps no persistent sessions to include", ErrBadRequest)
 		}
 		sessions = m.opts.Sessions
 	}
 	if _, err := m.st.SyncPoint(ctx); err != nil {
-		return nil, fmt.Errorf("export: reach a consistent read point: %w", err)
+		return nil, tg, fmt.Errorf("export: reach a consistent read point: %w", err)
 	}
 
 	var res *ExportResult
@@ -392,10 +464,7 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 		return err
 	})
 	if err != nil {
-		if ctx.Err() == nil {
-			m.opts.Health.Failure(target.KindDataExport, tg.String(), err)
-		}
-		return nil, fmt.Errorf("export: %w", TargetError(err))
+		return nil, tg, fmt.Errorf("export: %w", TargetError(err))
 	}
 	out := &ExportFile{Filename: name, Path: ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size, Format: FormatName,
 		Version: FormatVersion, SourceNode: res.Header.SourceNode, ClusterID: res.Header.ClusterID,
@@ -410,10 +479,9 @@ func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, e
 	}
 	d := time.Since(start)
 	out.DurationMS, out.RecordsPerSec = d.Milliseconds(), rate(out.Records, d)
-	m.opts.Health.Success(target.KindDataExport, tg.String(), name, obj.Size, d)
 	m.log.Info("export written", "target", tg.String(), "file", name, "size", out.Size, "records", out.Records,
 		"raft_index", out.RaftIndex, "duration", d.Round(time.Millisecond))
-	return out, nil
+	return out, tg, nil
 }
 
 // freeName returns name, or with rename the first numbered variant of it

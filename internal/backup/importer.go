@@ -33,10 +33,12 @@ type ImportOptions struct {
 	Progress           func(Progress)
 }
 
-// ImportRequest names the input: a file of the backup dir, or a
-// Dataset read by a foreign reader.
+// ImportRequest names the input: a file of the backup dir, a file
+// received for this import only (Received; Filename is then only its
+// name in the report), or a Dataset read by a foreign reader.
 type ImportRequest struct {
 	Filename string
+	Received *ReceivedFile
 	Dataset  *Dataset
 	ImportOptions
 }
@@ -146,7 +148,7 @@ func (m *Manager) CheckImport(req ImportRequest) error {
 	if err := req.check(); err != nil {
 		return err
 	}
-	if req.Dataset != nil {
+	if req.Dataset != nil || req.Received != nil {
 		return nil
 	}
 	p, err := m.path(req.Filename)
@@ -168,6 +170,9 @@ func (m *Manager) openSource(req *ImportRequest, rep *ImportReport) (source, err
 		}
 		rep.Format = f
 		return &datasetSource{ds: req.Dataset, format: f, lock: lockedKeys(req.Dataset)}, nil
+	}
+	if req.Received != nil {
+		return m.fileSource(req.Received.path, req.ImportOptions, rep)
 	}
 	p, err := m.path(req.Filename)
 	if err != nil {
@@ -269,6 +274,9 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	mode := store.MergeMode
 	if req.Replace {
 		mode = store.ReplaceMode
+	}
+	if req.Received != nil {
+		req.Filename = req.Received.Name
 	}
 	rep := &ImportReport{File: req.Filename, Mode: mode, DryRun: req.DryRun}
 	src, err := m.openSource(&req, rep)
@@ -545,7 +553,7 @@ func (m *Manager) clearStale(ctx context.Context) error {
 			return fmt.Errorf("%w: node %s is importing %s (stage %s, last activity %s ago); try again when it is done",
 				ErrImportInProgress, s.Node, s.Source, s.ID, time.Since(last).Round(time.Second))
 		}
-		m.log.Info("import: removing an abandoned stage", "stage", s.ID, "node", s.Node, "source", s.Source, "records", s.Records)
+		m.log.Info("import: removing an abandoned stage", "stage", s.ID, "stage_node", s.Node, "source", s.Source, "records", s.Records)
 		if _, err := m.st.Apply(ctx, store.StageAbort(s.ID)); err != nil {
 			return fmt.Errorf("import: remove abandoned stage %s: %w", s.ID, err)
 		}

@@ -45,15 +45,15 @@ type Options struct {
 	// guess by characteristic member names.
 	DetectForeign func(head []byte) string
 	Logger        *slog.Logger
-
 	// Target is where exports go by default (backup.target); nil: Dir.
 	Target target.Target
 	// Resolve returns the target of an s3://bucket/prefix or a
 	// directory path (an export's "to", an import's s3:// source). Nil:
 	// only the defaults.
 	Resolve func(spec string) (target.Target, error)
-	// Health records every export's outcome per target (may be nil).
-	Health *target.Health
+	// Health records every export's outcome (kind data_export) under its
+	// target (TargetLabel). Nil: not recorded.
+	Health *Health
 	// ExportInterval schedules exports to Target (0: none), made only
 	// while IsLeader says this node leads, keeping ExportKeep of them.
 	ExportInterval time.Duration
@@ -107,7 +107,7 @@ func New(opts Options) *Manager {
 	if opts.IsLeader == nil {
 		opts.IsLeader = func() bool { return true }
 	}
-	opts.Health.Ensure(target.KindDataExport, opts.Target.String())
+	opts.Health.Declare(KindDataExport, TargetLabel(opts.Target, opts.Dir), max(opts.ExportInterval, 0))
 	m := &Manager{opts: opts, st: opts.Store, log: opts.Logger.With("component", "backup")}
 	m.sch = ExportSchedule{Enabled: opts.ExportInterval > 0, Interval: opts.ExportInterval.String(), Keep: opts.ExportKeep,
 		Target: opts.Target.String()}

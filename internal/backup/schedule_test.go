@@ -37,7 +37,7 @@ func TestExportScheduleLeaderOnlyAndRetention(t *testing.T) {
 	st := openStore(t)
 	fill(t, st)
 	dir := filepath.Join(t.TempDir(), "target")
-	health := target.NewHealth()
+	health := NewHealth()
 	var leader atomic.Bool
 	m := New(Options{Store: st, Dir: filepath.Join(t.TempDir(), "backup"), NodeName: "n1", Version: "test", Logger: quiet,
 		Target: target.NewDir(dir), Health: health, ExportInterval: 50 * time.Millisecond, ExportKeep: 2, IsLeader: leader.Load})
@@ -70,9 +70,9 @@ func TestExportScheduleLeaderOnlyAndRetention(t *testing.T) {
 		}
 		return out
 	}
-	for health.Of(target.KindDataExport)[0].Successes < 5 {
+	for health.Of(KindDataExport)[0].Successes < 5 {
 		if time.Now().After(deadline.Add(10 * time.Second)) {
-			t.Fatalf("scheduled exports: %+v", health.Of(target.KindDataExport))
+			t.Fatalf("scheduled exports: %+v", health.Of(KindDataExport))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -22,8 +22,12 @@ const (
 	exportPrefix        = "roost-export-"
 )
 
-// ErrNoRemote is a request for the remote target where none is set.
-var ErrNoRemote = fmt.Errorf("%w: backup.target is not set: the exports are in the node's backup dir (list them without remote)", ErrBadRequest)
+// ErrNoRemote is a request for the remote target where none is set
+// (the API answers it with its own code: clients such as the dashboard
+// tell it from other errors).
+var ErrNoRemote = fmt.Errorf("%w: backup.target is not set", ErrBadRequest)
+
+var errNoRemoteExports = fmt.Errorf("%w: the exports are in the node's backup dir (list them without remote)", ErrNoRemote)
 
 // targetOf resolves an export's "to" ("" the default target, "local"
 // the backup dir).
@@ -49,18 +53,15 @@ func (m *Manager) Target() target.Target { return m.opts.Target }
 // remote is backup.target, for the listing, download and delete of
 // remote files; an error when it is the backup dir itself.
 func (m *Manager) remote() (target.Target, error) {
-	if d, ok := m.opts.Target.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
-		return nil, ErrNoRemote
+	if TargetLabel(m.opts.Target, m.opts.Dir) == TargetLocal {
+		return nil, errNoRemoteExports
 	}
 	return m.opts.Target, nil
 }
 
 // isRemote reports whether tg is backup.target and not the backup dir.
 func (m *Manager) isRemote(tg target.Target) bool {
-	if d, ok := tg.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
-		return false
-	}
-	return tg.String() == m.opts.Target.String()
+	return TargetLabel(tg, m.opts.Dir) != TargetLocal && tg.String() == m.opts.Target.String()
 }
 
 // ObjectPath is where an object of t is: a file path or an s3:// URL.
@@ -131,12 +132,11 @@ func (m *Manager) DeleteRemote(ctx context.Context, name string) error {
 	return TargetError(tg.Delete(ctx, name))
 }
 
-// Fetch copies the export at url (s3://bucket/prefix/name) into the
-// backup dir for an import, validating it as an upload is (a file with
-// problems is not kept; a *ValidationError says why). The import reads
-// the file twice (validate, then stage), so it is kept locally; a file
-// of the same name and content is reused.
-func (m *Manager) Fetch(ctx context.Context, url string, opts UploadOptions) (*UploadResult, error) {
+// Fetch reads the export at url (s3://bucket/prefix/name) for one
+// import: into a ReceivedFile of the backup dir, not kept (a dry run
+// leaves nothing; the import reads the file twice, to validate and to
+// stage, so it is not streamed). The caller removes it.
+func (m *Manager) Fetch(ctx context.Context, url string) (*ReceivedFile, error) {
 	if !target.IsURL(url) {
 		return nil, fmt.Errorf("%w: %q is not an s3:// URL", ErrBadRequest, url)
 	}
@@ -156,8 +156,11 @@ func (m *Manager) Fetch(ctx context.Context, url string, opts UploadOptions) (*U
 		return nil, TargetError(err)
 	}
 	defer rc.Close()
-	opts.Rename = true
-	return m.Upload(ctx, name, rc, opts)
+	rf, err := m.Receive(name, rc)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", url, err)
+	}
+	return rf, nil
 }
 
 // ExportSchedule is the state of the scheduled exports.
@@ -226,14 +229,24 @@ func (m *Manager) RunExportSchedule(ctx context.Context) {
 			m.smu.Lock()
 			m.sch.LastSkipped = time.Now().UTC()
 			m.smu.Unlock()
+			// The leader's exports count for this node too (its health,
+			// the alerts on it): read the newest from a shared target. The
+			// node's own backup dir holds none of them: there this node
+			// schedules nothing while it follows.
+			if label := TargetLabel(m.opts.Target, m.opts.Dir); label == TargetLocal {
+				m.opts.Health.Declare(KindDataExport, label, 0)
+			} else {
+				m.SeedHealth(ctx)
+			}
 		} else {
+			m.opts.Health.Declare(KindDataExport, TargetLabel(m.opts.Target, m.opts.Dir), iv)
 			res, err := m.Export(ctx, ExportRequest{scheduled: true})
 			if ctx.Err() != nil {
 				return
 			}
 			if err == nil {
 				if err = m.pruneExports(ctx); err != nil {
-					m.opts.Health.Failure(target.KindDataExport, m.opts.Target.String(), err)
+					m.opts.Health.Failure(KindDataExport, TargetLabel(m.opts.Target, m.opts.Dir), time.Now(), err)
 				}
 			}
 			m.smu.Lock()
@@ -247,6 +260,31 @@ func (m *Manager) RunExportSchedule(ctx context.Context) {
 		}
 		t.Reset(iv)
 		m.setNext(time.Now().Add(iv))
+	}
+}
+
+// SeedHealth records the newest export at backup.target as the last
+// success of the exports there, so that their health (and the alerts on
+// it) survive a restart. With scheduled exports only those count (the
+// leader makes them for the cluster); else any export.
+func (m *Manager) SeedHealth(ctx context.Context) {
+	objs, err := m.opts.Target.List(ctx)
+	if err != nil {
+		m.log.Warn("cannot list the exports at the target for the last export", "target", m.opts.Target.String(), "err", err)
+		return
+	}
+	var newest *target.Object
+	for i, o := range objs {
+		if CheckName(o.Name) != nil || isNodeBackup(o.Name) || !strings.HasPrefix(o.Name, exportPrefix) ||
+			m.opts.ExportInterval > 0 && !isScheduledExport(o.Name) {
+			continue
+		}
+		if newest == nil || o.ModifiedAt.After(newest.ModifiedAt) {
+			newest = &objs[i]
+		}
+	}
+	if newest != nil {
+		m.opts.Health.Seed(KindDataExport, TargetLabel(m.opts.Target, m.opts.Dir), newest.ModifiedAt, newest.Name, newest.Size)
 	}
 }
 

@@ -32,8 +32,7 @@ const (
 
 // Options configure a Broker. Zero values take the documented defaults.
 type Options struct {
-	NodeName string
-	Store    *store.Store // required; must stay open until Close returns
+	Store *store.Store // required; must stay open until Close returns
 	// Listeners to open. Empty: none (a broker without network access is
 	// useful only in tests).
 	Listeners []ListenerOptions
@@ -185,6 +184,7 @@ type Broker struct {
 	sessions  *sessionStore // nil without SessionsPath
 	mirrors   []*mirror
 	banned    *bannedHook
+	qos       qosHook // message counts by QoS (metrics.go)
 
 	// Clustering (cluster_hook.go, takeover.go) and retained delivery
 	// on subscribe (retained_deliver.go).
@@ -207,15 +207,19 @@ type Broker struct {
 	closed  bool
 }
 
+// componentLog is the logger of one part of the broker: component=broker.NAME.
+func (b *Broker) componentLog(name string) *slog.Logger {
+	return b.opts.Logger.With("component", "broker."+name)
+}
+
 // New checks the options and builds a broker; Start opens it.
 func New(opts Options) (*Broker, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	// Each part of the broker logs with one component key, derived from
+	// the caller's logger (not from log, which already has one).
 	log := opts.Logger.With("component", "broker")
-	if opts.NodeName != "" {
-		log = log.With("node", opts.NodeName)
-	}
 	b := &Broker{opts: opts, log: log, st: opts.Store}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
@@ -245,7 +249,7 @@ func New(opts Options) (*Broker, error) {
 	caps.Compatibilities.NoInheritedPropertiesOnAck = true
 	b.server = mqtt.New(&mqtt.Options{
 		Capabilities: caps,
-		Logger:       log.With("component", "mqtt"),
+		Logger:       b.componentLog("mqtt"),
 		InlineClient: false,
 	})
 	b.routes = newLocalRoutes(func() func(string, bool) { return b.hooks().RoutesChanged })
@@ -274,9 +278,9 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.users = newUserCache(b.st, b.opts.UserCacheSize)
 	b.st.OnChange(b.users.onChange)
 
-	b.acl = newACLSet(b.log.With("component", "authz"), b.opts.AuthzNoMatch == "allow")
-	b.bans = newBanSet(b.log.With("component", "banned"))
-	b.retained = newRetainedSync(b.server, b.st, b.log.With("component", "retained"),
+	b.acl = newACLSet(b.componentLog("authz"), b.opts.AuthzNoMatch == "allow")
+	b.bans = newBanSet(b.componentLog("banned"))
+	b.retained = newRetainedSync(b.server, b.st, b.componentLog("retained"),
 		b.opts.RetainedBatchWindow, b.opts.MaxMessageExpiry)
 	b.banned = &bannedHook{server: b.server, bans: b.bans}
 	b.bans.added = func(bans []*store.Ban) { go b.banned.kick(bans) }
@@ -296,7 +300,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	}
 
 	if b.opts.SessionsPath != "" {
-		s, err := openSessionStore(b.opts.SessionsPath, b.server, b.order, b.log.With("component", "sessions"),
+		s, err := openSessionStore(b.opts.SessionsPath, b.server, b.order, b.componentLog("sessions"),
 			b.opts.SessionFlushInterval)
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
@@ -310,6 +314,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		b.log.Warn("authentication is disabled: any client may connect")
 	}
 	hooks := []mqtt.Hook{
+		&b.qos, // first: counts every packet mochi counts, before any hook refuses one
 		b.banned,
 		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable,
 			idByClID: b.opts.AuthnUserIDType == UserIDClientID},
@@ -407,7 +412,7 @@ func (b *Broker) housekeeping() {
 		case <-cleanup.C:
 			leader := b.st.IsLeader()
 			if leader {
-				cleanExpiredBans(b.ctx, b.st, b.bans, b.log.With("component", "banned"))
+				cleanExpiredBans(b.ctx, b.st, b.bans, b.componentLog("banned"))
 			}
 			b.retained.cleanExpired(b.ctx, leader)
 		case <-v3:

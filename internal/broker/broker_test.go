@@ -56,7 +56,6 @@ func startClusterNode(t *testing.T, dir string, hooks *ClusterHooks, mod func(*O
 	t.Helper()
 	n := &node{t: t, dir: dir, cluster: hooks}
 	n.opts = Options{
-		NodeName:        "test",
 		Listeners:       []ListenerOptions{{Name: "tcp", Type: ListenerTCP, Bind: "127.0.0.1:0"}},
 		SessionsPath:    filepath.Join(dir, "sessions.db"),
 		AuthnEnable:     true,

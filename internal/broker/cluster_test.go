@@ -107,7 +107,6 @@ func clusterNode(t *testing.T, dir string, r *clusterRecorder, mod func(*Options
 	t.Helper()
 	n := &node{t: t, dir: dir, cluster: r.hooks(), onNew: func(b *Broker) { r.self.Store(b) }}
 	n.opts = Options{
-		NodeName:        "test",
 		Listeners:       []ListenerOptions{{Name: "tcp", Type: ListenerTCP, Bind: "127.0.0.1:0"}},
 		SessionsPath:    dir + "/sessions.db",
 		CleanupInterval: 100 * time.Millisecond,

@@ -42,6 +42,23 @@ type ListenerOptions struct {
 	CertFile   string
 	KeyFile    string
 	CACertFile string
+	// Listener, if set, is a socket already bound to Bind (a node binds
+	// all its ports before it creates any state); the broker serves on it
+	// and closes it, instead of binding Bind itself.
+	Listener net.Listener
+}
+
+// Check reports what New would refuse about the listener: its options,
+// and for TLS its certificate, key and CA files.
+func (o ListenerOptions) Check() error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	if o.tls() {
+		_, err := o.tlsConfig()
+		return err
+	}
+	return nil
 }
 
 func (o ListenerOptions) tls() bool { return o.Type == ListenerSSL || o.Type == ListenerWSS }
@@ -190,9 +207,12 @@ func (l *listener) Address() string {
 
 func (l *listener) Init(log *slog.Logger) error {
 	l.log = log
-	ln, err := net.Listen("tcp", l.opts.Bind)
-	if err != nil {
-		return fmt.Errorf("listener %s: %w", l.opts.Name, err)
+	ln := l.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", l.opts.Bind); err != nil {
+			return fmt.Errorf("listener %s: %w", l.opts.Name, err)
+		}
 	}
 	if l.tlsConf != nil {
 		ln = tls.NewListener(ln, l.tlsConf)

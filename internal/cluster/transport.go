@@ -41,7 +41,10 @@ const mismatchLogEvery = 10 * time.Minute
 
 // TransportOptions configure Listen.
 type TransportOptions struct {
-	Bind      string // host:port to listen on
+	Bind string // host:port to listen on
+	// Listener, if set, is a socket already bound to Bind (a node binds
+	// its ports before it creates any state); Listen takes it over.
+	Listener  net.Listener
 	Advertise string // address the other nodes dial
 	Cookie    string
 	// ClusterID returns this node's current cluster id (node.json). It is
@@ -60,9 +63,12 @@ func Listen(opts TransportOptions) (*Transport, error) {
 	if opts.ClusterID == nil {
 		return nil, errors.New("cluster: transport needs the node's cluster id (TransportOptions.ClusterID)")
 	}
-	ln, err := net.Listen("tcp", opts.Bind)
-	if err != nil {
-		return nil, fmt.Errorf("cluster.bind %s: %w", opts.Bind, err)
+	ln := opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", opts.Bind); err != nil {
+			return nil, fmt.Errorf("cluster.bind %s: %w", opts.Bind, err)
+		}
 	}
 	if opts.ServerTLS != nil {
 		ln = tls.NewListener(ln, opts.ServerTLS)
@@ -224,7 +230,7 @@ func (t *Transport) Close() error {
 func (t *Transport) RaftTransport(logger *slog.Logger) raft.Transport {
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  &raftStream{t: t},
-		Logger:  store.NewRaftLogger(logger),
+		Logger:  store.NewRaftLogger(logger.With("component", "cluster.raft")),
 		MaxPool: 3,
 		Timeout: 10 * time.Second,
 	})

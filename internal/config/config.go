@@ -95,6 +95,10 @@ func (c ListenersConfig) Active() []Listener {
 
 type APIConfig struct {
 	Bind string `toml:"bind"` // default 0.0.0.0:18083
+	// MetricsAuth makes GET /metrics ask for credentials like the rest of
+	// the API (default true); false lets anyone who reaches the port
+	// scrape it, for a trusted network.
+	MetricsAuth bool `toml:"metrics_auth"`
 }
 
 type DashboardConfig struct {

@@ -26,7 +26,7 @@ func Default() Config {
 			WS:  map[string]ListenerConfig{"default": {Bind: DefaultWSBind}},
 			SSL: map[string]ListenerConfig{},
 		},
-		API:       APIConfig{Bind: DefaultAPIBind},
+		API:       APIConfig{Bind: DefaultAPIBind, MetricsAuth: true},
 		Dashboard: DashboardConfig{DefaultUsername: "admin"},
 		Cluster: ClusterConfig{Bind: DefaultClusterBind, SnapshotThreshold: 8192,
 			SnapshotInterval: Duration(2 * time.Minute), TrailingLogs: 10240},

@@ -30,6 +30,8 @@ type Loaded struct {
 	Paths
 	Warnings    []string // e.g. ROOST_* variables that name no key
 	NodeNameSet bool     // node.name came from the file or env, not the hostname default
+
+	origins *origins // where each key's value came from (Entries)
 }
 
 // Load finds the config file and data dir by the install-layout rules,
@@ -70,6 +72,7 @@ func Load(opts LoadOptions) (*Loaded, error) {
 	}
 
 	org := &origins{file: l.ConfigFile, env: map[string]string{}}
+	l.origins = org
 	var errs []error
 	bad := map[string]bool{} // keys that failed to decode; not validated again
 	if l.ConfigFile != "" {
@@ -185,14 +188,13 @@ func decodeFile(file string, data []byte, c *Config) (map[string]position, []*Ke
 		// v2.4 reports it without a position, later ones as a syntax
 		// error at the second).
 		if _, dup := keyPositions(data); dup != nil {
-			dup.File = file
-			return nil, nil, dup
+			return nil, nil, &SyntaxError{File: file, Line: dup.Line, Col: dup.Col, Msg: dup.Key + ": " + dup.Msg,
+				Text: sourceLine(data, dup.Line)}
 		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, col := de.Position()
-			return nil, nil, fmt.Errorf("%s:%d:%d: TOML syntax error: %s\n%s", file, line, col,
-				strings.TrimPrefix(de.Error(), "toml: "), indent(de.String()))
+			return nil, nil, newSyntaxError(file, data, line, col, strings.TrimPrefix(de.Error(), "toml: "))
 		}
 		return nil, nil, fmt.Errorf("%s: TOML error: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
 	}
@@ -210,8 +212,13 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 	var p unstable.Parser
 	p.Reset(data)
 
+	// Tables that dotted keys of a key = value made (a.b = 1 makes a):
+	// TOML forbids opening them again with a [header].
+	dotted := map[string]bool{}
+	var reopened *KeyError // the first such [header]; reported if no key is written twice
+
 	// Every key of one expression points at where its dotted key starts.
-	record := func(n *unstable.Node, prefix string) (string, position) {
+	record := func(n *unstable.Node, prefix string, kv bool) (string, position) {
 		full := prefix
 		it := n.Key()
 		var at position
@@ -220,6 +227,8 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 			if first {
 				s := p.Shape(k.Raw).Start
 				at = position{s.Line, s.Column}
+			} else if kv {
+				dotted[full] = true
 			}
 			full = joinKey(full, string(k.Data))
 			if _, ok := pos[full]; !ok {
@@ -237,7 +246,7 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 	}
 	var keyValue func(n *unstable.Node, prefix string)
 	keyValue = func(n *unstable.Node, prefix string) {
-		full, at := record(n, prefix)
+		full, at := record(n, prefix, true)
 		markSeen(full, at)
 		if v := n.Value(); v.Kind == unstable.InlineTable {
 			it := v.Children()
@@ -253,20 +262,32 @@ func keyPositions(data []byte) (map[string]position, *KeyError) {
 		switch e.Kind {
 		case unstable.Table, unstable.ArrayTable:
 			var at position
-			table, at = record(e, "")
+			table, at = record(e, "", false)
 			if e.Kind == unstable.Table {
+				if dotted[table] && reopened == nil {
+					first := pos[table]
+					reopened = &KeyError{Key: table, Msg: fmt.Sprintf("defined again (first at line %d)", first.line), Line: at.line, Col: at.col}
+				}
 				markSeen(table, at)
 			}
 		case unstable.KeyValue:
 			keyValue(e, table)
 		}
 	}
+	if dup == nil {
+		dup = reopened
+	}
 	return pos, dup
 }
 
-func indent(s string) string {
-	s = strings.TrimRight(s, "\n")
-	return "    " + strings.ReplaceAll(s, "\n", "\n    ")
+// sourceLine is line n (1-based) of data, without its line end and
+// trailing blanks.
+func sourceLine(data []byte, n int) string {
+	lines := strings.Split(string(data), "\n")
+	if n < 1 || n > len(lines) {
+		return ""
+	}
+	return strings.TrimRight(lines[n-1], " \t\r")
 }
 
 // sortErrors orders problems as an operator fixes them: file top to

@@ -19,6 +19,7 @@ func TestDefault(t *testing.T) {
 		{"listeners.ws.default.bind", c.Listeners.WS["default"].Bind, "0.0.0.0:8083"},
 		{"listeners.ssl", len(c.Listeners.SSL), 0},
 		{"api.bind", c.API.Bind, "0.0.0.0:18083"},
+		{"api.metrics_auth", c.API.MetricsAuth, true},
 		{"dashboard.default_username", c.Dashboard.DefaultUsername, "admin"},
 		{"cluster.bind", c.Cluster.Bind, "0.0.0.0:4370"},
 		{"authn.enable", c.Authn.Enable, true},
@@ -448,4 +449,85 @@ func FuzzDecodeFile(f *testing.F) {
 		}
 		_ = c.Validate()
 	})
+}
+
+// TestSyntaxErrorOutput: a file that is not TOML gets one header line
+// (file:line:col and a message that says what is wrong), the bad line
+// with its number, and a caret under the column; nothing else.
+func TestSyntaxErrorOutput(t *testing.T) {
+	cases := []struct {
+		name, file string
+		want       string // FILE stands for the config file's path
+	}{
+		{"value is another =", "[node]\nname = \"a\"\ncookie = =\n[api]\nbind = \"127.0.0.1:1\"\n",
+			"FILE:3:10: TOML syntax error: expected a value, found \"=\"\n" +
+				"    3 | cookie = =\n" +
+				"      |          ^"},
+		{"value missing", "node.cookie =\nlog.level = \"info\"\n",
+			"FILE:1:14: TOML syntax error: expected a value after \"=\"\n" +
+				"    1 | node.cookie =\n" +
+				"      |              ^"},
+		{"bare word", "\n\nlog.level = debug # the default is info\n",
+			"FILE:3:13: TOML syntax error: expected a value, found debug (a string needs quotes: \"debug\")\n" +
+				"    3 | log.level = debug # the default is info\n" +
+				"      |             ^"},
+		{"unterminated string", "node.name = \"roost@a\"\nnode.cookie = \"unterminated\nlog.level = \"info\"\n",
+			"FILE:2:28: TOML syntax error: unterminated string: missing closing \" on this line\n" +
+				"    2 | node.cookie = \"unterminated\n" +
+				"      |                            ^"},
+		{"unterminated literal string", "node.cookie = 'abc\n",
+			"FILE:1:19: TOML syntax error: unterminated string: missing closing ' on this line\n" +
+				"    1 | node.cookie = 'abc\n" +
+				"      |                   ^"},
+		{"missing ]", "[node\nname = \"a\"\n",
+			"FILE:1:6: TOML syntax error: missing \"]\" to close the table header\n" +
+				"    1 | [node\n" +
+				"      |      ^"},
+		{"unclosed array at the end", "cluster.seeds = [\"a:4370\"\n\n",
+			"FILE:1:26: TOML syntax error: expected \"]\" before the end of the file\n" +
+				"    1 | cluster.seeds = [\"a:4370\"\n" +
+				"      |                          ^"},
+		{"value missing at the end", "cluster.seeds = [\"a:4370\",\n",
+			"FILE:1:27: TOML syntax error: expected a value before the end of the file\n" +
+				"    1 | cluster.seeds = [\"a:4370\",\n" +
+				"      |                           ^"},
+		{"duplicate key", "[node]\nname = \"a\"\nname = \"b\"\n[api]\nbind = \"127.0.0.1:1\"\n",
+			"FILE:3:1: node.name: defined again (first at line 2)\n" +
+				"    3 | name = \"b\"\n" +
+				"      | ^"},
+		{"table over a dotted key", "node.x.y = 1\n\n[node.x]\n",
+			"FILE:3:2: node.x: defined again (first at line 1)\n" +
+				"    3 | [node.x]\n" +
+				"      |  ^"},
+		{"bad escape", "[node]\ndata_dir = \"D:\\data\"\n",
+			"FILE:2:15: TOML syntax error: invalid escape \\d in a string; write \\\\ for a backslash, or use a 'literal string'\n" +
+				"    2 | data_dir = \"D:\\data\"\n" +
+				"      |               ^"},
+		{"windows path", "node.data_dir = \"C:\\Users\\roost\"\n",
+			"FILE:1:20: TOML syntax error: invalid escape \\U in a string (\\U needs 8 hex digits); write \\\\ for a backslash, or use a 'literal string'\n" +
+				"    1 | node.data_dir = \"C:\\Users\\roost\"\n" +
+				"      |                    ^"},
+		{"two values", "mqtt.max_inflight = 10 20\n",
+			"FILE:1:24: TOML syntax error: expected the end of the line after the value, found \"2\" (one key = value per line; comments start with #)\n" +
+				"    1 | mqtt.max_inflight = 10 20\n" +
+				"      |                        ^"},
+		{"tab indent and wide characters", "[node]\n\tname = \"é\" =\n",
+			"FILE:2:14: TOML syntax error: expected the end of the line after the value, found \"=\" (one key = value per line; comments start with #)\n" +
+				"    2 | \tname = \"é\" =\n" +
+				"      | \t           ^"},
+		{"key missing", "= 1\n",
+			"FILE:1:1: TOML syntax error: expected a key, found \"=\"\n" +
+				"    1 | = 1\n" +
+				"      | ^"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSandbox(t)
+			file := s.withConfig(c.file)
+			want := strings.ReplaceAll(c.want, "FILE", file)
+			if got := s.loadErr(); got != want {
+				t.Errorf("error:\n%s\nwant exactly:\n%s", got, want)
+			}
+		})
+	}
 }

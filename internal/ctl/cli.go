@@ -45,7 +45,6 @@ rules as "roost start" (see "roost paths"), over the unix socket
 
 With --host URL, it talks to that node's REST API (api.bind) and
 authenticates with an API key: --api-key NAME:SECRET or $ROOST_API_KEY.`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	pf := cmd.PersistentFlags()
@@ -55,6 +54,7 @@ authenticates with an API key: --api-key NAME:SECRET or $ROOST_API_KEY.`,
 	pf.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.AddCommand(c.statusCmd(), c.metricsCmd(), c.usersCmd(), c.aclCmd(), c.bannedCmd(),
 		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.backupCmd(), c.clusterCmd())
+	ApplyUseLineArgs(cmd)
 	return cmd
 }
 
@@ -177,7 +177,6 @@ func (c *cli) statusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "Show the node's identity, uptime, raft state and listeners",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			s, err := cl.Status(ctx)
 			if err != nil {
@@ -220,7 +219,6 @@ func (c *cli) metricsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "metrics",
 		Short: "Show the node's connections, subscriptions, message counts and retained count",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			m, err := cl.Metrics(ctx)
 			if err != nil {
@@ -241,13 +239,11 @@ func (c *cli) dataCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "data",
 		Short: "The replicated data as a whole: digest, export, import, backup dir files",
-		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "digest",
 		Short: "Show each table's record count and sha256 (equal on nodes that hold the same data)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			d, err := cl.Digest(ctx)
 			if err != nil {

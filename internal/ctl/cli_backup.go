@@ -29,7 +29,6 @@ persistent sessions, node.json, the cookie and the node's config files — with 
 MANIFEST.json. Restore it with "roost restore FILE" on the stopped node; check
 it offline with "roost backup verify|inspect FILE". A backup restores only the
 node it was taken on: to move data elsewhere use "roost ctl data export/import".`,
-		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(c.backupCreateCmd(), c.backupListCmd(), c.backupDownloadCmd(), c.backupDeleteCmd())
@@ -59,7 +58,6 @@ With -o FILE (or --file FILE) it is also downloaded to FILE on this machine.
 --passphrase-file reads a passphrase from a file (age scrypt). Without
 either the backup is not encrypted: it holds the cluster cookie and every
 credential hash, so keep it like the data dir.`,
-		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
 	f.StringVarP(&output, "output", "o", "table", "FILE to download the backup to, or the summary format (table or json)")
@@ -157,7 +155,6 @@ func (c *cli) backupListCmd() *cobra.Command {
 		Long: `List the node backups in the node's backup dir, or with --remote those at
 backup.target (a shared bucket lists every node's). Then the schedule's
 state, and per target the last success and failure of this node's backups.`,
-		Args: cobra.NoArgs,
 	}
 	cmd.Flags().BoolVar(&remote, "remote", false, "list backup.target instead of the node's backup dir")
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
@@ -218,13 +215,17 @@ func printTargets(tw *tabwriter.Writer, ts []TargetStatus) {
 		return
 	}
 	fmt.Fprintln(tw)
-	row(tw, "KIND", "TARGET", "LAST SUCCESS", "SIZE", "TOOK", "LAST FAILURE", "OK/FAILED")
+	row(tw, "KIND", "TARGET", "SCHEDULED", "LAST SUCCESS", "SIZE", "TOOK", "LAST FAILURE", "OK/FAILED")
 	for _, t := range ts {
 		size, took := "", ""
 		if !t.LastSuccess.IsZero() {
 			size, took = fmt.Sprint(t.LastSize), (time.Duration(t.LastDurationMS) * time.Millisecond).String()
 		}
-		row(tw, t.Kind, t.Target, timeCell(t.LastSuccess), size, took, timeCell(t.LastFailure), fmt.Sprintf("%d/%d", t.Successes, t.Failures))
+		every := "no"
+		if t.Interval != "" {
+			every = "every " + t.Interval
+		}
+		row(tw, t.Kind, t.Target, every, timeCell(t.LastSuccess), size, took, timeCell(t.LastFailure), fmt.Sprintf("%d/%d", t.Successes, t.Failures))
 	}
 	for _, t := range ts {
 		if t.LastError != "" {
@@ -238,7 +239,6 @@ func (c *cli) backupDownloadCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "download NAME FILE [--remote]",
 		Short: "Copy a backup from the node's backup dir (or, --remote, backup.target) to FILE on this machine",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.downloadFrom(ctx, "/api/v1/backups/"+PathEscape(args[0])+remoteQuery(remote), args[1], newProgressView(os.Stderr, "download")); err != nil {
 				return err
@@ -255,7 +255,6 @@ func (c *cli) backupDeleteCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete NAME [--remote]",
 		Short: "Delete a backup from the node's backup dir (or, --remote, at backup.target)",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/backups/"+PathEscape(args[0])+remoteQuery(remote), nil, nil); err != nil {
 				return err

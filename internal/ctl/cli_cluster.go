@@ -31,7 +31,6 @@ func (c *cli) clusterCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cluster",
 		Short: "Cluster membership: status, join, leave, force-leave",
-		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	printMembers := func(out *printer, st clusterStatus) error {
@@ -45,7 +44,6 @@ func (c *cli) clusterCmd() *cobra.Command {
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
 		Short: "List the members with name, address, raft role, last contact with the leader and health",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			var st clusterStatus
 			if err := cl.Do(ctx, http.MethodGet, "/api/v1/cluster", nil, &st); err != nil {
@@ -56,7 +54,6 @@ func (c *cli) clusterCmd() *cobra.Command {
 	}, &cobra.Command{
 		Use:   "join HOST:PORT",
 		Short: "Add this node to the cluster of the member at HOST:PORT (its cluster.bind address); this node must hold no data",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			var st clusterStatus
 			if err := cl.Do(ctx, http.MethodPost, "/api/v1/cluster/join", map[string]string{"address": args[0]}, &st); err != nil {
@@ -67,7 +64,6 @@ func (c *cli) clusterCmd() *cobra.Command {
 	}, &cobra.Command{
 		Use:   "leave",
 		Short: "Remove this node from its cluster; it starts over as an empty single-node cluster",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			if err := cl.Do(ctx, http.MethodPost, "/api/v1/cluster/leave", struct{}{}, nil); err != nil {
 				return err
@@ -77,7 +73,6 @@ func (c *cli) clusterCmd() *cobra.Command {
 	}, &cobra.Command{
 		Use:   "force-leave NODE",
 		Short: "Remove a dead member (by name, node id or address) without its help",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.Do(ctx, http.MethodPost, "/api/v1/cluster/force-leave", map[string]string{"node": args[0]}, nil); err != nil {
 				return err

@@ -100,7 +100,6 @@ their usual meaning (the summary format); write -o ./json for a file named json.
 
 The file holds password hashes and API key hashes, and the config files may
 hold secrets: keep exports like the config dir.`,
-		Args: cobra.NoArgs,
 	}
 	format := "table"
 	cmd.Flags().StringVarP(&output, "output", "o", "table", "FILE to download the export to, or the summary format (table or json)")
@@ -201,10 +200,11 @@ func (c *cli) dataImportCmd() *cobra.Command {
 		Short: "Import a roost-export (or EMQX 4.x / Mosquitto dynsec) file into the cluster",
 		Long: `Import FILE into the cluster through this node: every node gets the data.
 
-FILE is a file on this machine (uploaded to the node's backup dir first), the
+FILE is a file on this machine (uploaded to the node's backup dir first;
+with --dry-run it is sent with the request and the node keeps no copy), the
 name of a file already in the node's backup dir (see "data files"), or
-s3://bucket/prefix/NAME: the node fetches it with its backup.s3.* settings
-into its backup dir (validated first), then imports it.
+s3://bucket/prefix/NAME: the node reads it with its backup.s3.* settings and
+keeps no copy.
 
 The node validates the whole file first — checksum, format and version, every
 record — and reports every problem with its table, record number and field;
@@ -217,7 +217,6 @@ By default records are merged: inserted or updated by key, nothing deleted
 table what would be added, changed, unchanged and removed, and changes
 nothing. The node's config files are only compared, unless
 --restore-config-files is given (the old file is kept as FILE.bak).`,
-		Args: cobra.ExactArgs(1),
 	}
 	f := cmd.Flags()
 	f.BoolVar(&opts.dryRun, "dry-run", false, "show what would change; change nothing")
@@ -230,7 +229,7 @@ nothing. The node's config files are only compared, unless
 		if err := oneOf("format", opts.format, backup.Formats()...); err != nil {
 			return err
 		}
-		name, uploaded, err := c.importName(ctx, cl, out, cmd.ErrOrStderr(), args[0], opts.format, opts.authAs)
+		name, local, err := c.importInput(args[0])
 		if err != nil {
 			return err
 		}
@@ -242,13 +241,28 @@ nothing. The node's config files are only compared, unless
 		if opts.authAs != "" {
 			req["emqx_auth_as"] = opts.authAs
 		}
-		pv := newProgressView(cmd.ErrOrStderr(), "import")
+		uploaded := false
 		var rep backup.ImportReport
-		err = cl.stream(ctx, "/api/v1/data/import", req, pv.update, &rep)
+		pv := newProgressView(cmd.ErrOrStderr(), "import")
+		switch {
+		case local != "" && opts.dryRun:
+			// Sent with the import itself: the node does not keep it.
+			err = cl.streamFile(ctx, "/api/v1/data/import", req, local, newProgressView(cmd.ErrOrStderr(), "upload"), pv.update, &rep)
+		case local != "":
+			res, uerr := cl.upload(ctx, local, name, opts.format, opts.authAs, newProgressView(cmd.ErrOrStderr(), "upload"))
+			if uerr != nil {
+				return reportInvalid(out, uerr)
+			}
+			req["filename"], uploaded = res.Name, true
+			fallthrough
+		default:
+			err = cl.stream(ctx, "/api/v1/data/import", req, pv.update, &rep)
+		}
 		pv.finish()
 		if err != nil {
 			return reportInvalid(out, err)
 		}
+		name, _ = req["filename"].(string)
 		if uploaded {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("uploaded to the node's backup dir as %s", name))
 		}
@@ -267,11 +281,12 @@ func reportInvalid(out *printer, err error) error {
 	return err
 }
 
-// importName returns the node-side name of the file to import: a local
-// file is uploaded first (unless it already is in the node's backup dir).
-func (c *cli) importName(ctx context.Context, cl *Client, out *printer, errw io.Writer, arg, format, authAs string) (string, bool, error) {
+// importInput resolves the file to import: its name, and the path of a
+// file on this machine to send to the node (empty for a file already in
+// the node's backup dir, or an s3:// URL, which the node reads itself).
+func (c *cli) importInput(arg string) (name, local string, err error) {
 	if strings.HasPrefix(arg, "s3://") {
-		return arg, false, nil // the node fetches it
+		return arg, "", nil
 	}
 	fi, err := os.Stat(arg)
 	switch {
@@ -280,21 +295,17 @@ func (c *cli) importName(ctx context.Context, cl *Client, out *printer, errw io.
 			if dir, err := c.resolve(); err == nil {
 				abs, _ := filepath.Abs(arg)
 				if filepath.Dir(abs) == filepath.Join(dir, "backup") {
-					return filepath.Base(abs), false, nil
+					return filepath.Base(abs), "", nil
 				}
 			}
 		}
-		res, err := cl.upload(ctx, arg, filepath.Base(arg), format, authAs, newProgressView(errw, "upload"))
-		if err != nil {
-			return "", false, reportInvalid(out, err)
-		}
-		return res.Name, true, nil
+		return filepath.Base(arg), arg, nil
 	case err == nil:
-		return "", false, fmt.Errorf("%s is not a regular file", arg)
+		return "", "", fmt.Errorf("%s is not a regular file", arg)
 	case strings.ContainsAny(arg, `/\`):
-		return "", false, fmt.Errorf("no such file: %s", arg)
+		return "", "", fmt.Errorf("no such file: %s", arg)
 	}
-	return arg, false, nil // a name in the node's backup dir
+	return arg, "", nil // a name in the node's backup dir
 }
 
 func importTable(rep *backup.ImportReport) func(*tabwriter.Writer) {
@@ -370,7 +381,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "files [--remote]",
 		Short: "List the files in the node's backup dir (exports, uploads), or --remote at backup.target",
-		Args:  cobra.NoArgs,
 	}
 	cmd.PersistentFlags().BoolVar(&remote, "remote", false, "backup.target instead of the node's backup dir (list, download, delete)")
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
@@ -403,7 +413,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	upload := &cobra.Command{
 		Use:   "upload FILE",
 		Short: "Upload FILE to the node's backup dir (validated first: a file with problems is not kept)",
-		Args:  cobra.ExactArgs(1),
 	}
 	upload.RunE = c.long(&c.output, func(ctx context.Context, cl *Client, out *printer, cmd *cobra.Command, args []string) error {
 		name := uploadName
@@ -423,7 +432,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	download := &cobra.Command{
 		Use:   "download NAME [FILE]",
 		Short: "Download a file of the node's backup dir (to ./NAME by default)",
-		Args:  cobra.RangeArgs(1, 2),
 	}
 	download.RunE = c.long(&c.output, func(ctx context.Context, cl *Client, out *printer, cmd *cobra.Command, args []string) error {
 		dst := args[0]
@@ -438,7 +446,6 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a file of the node's backup dir",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/data/files/"+PathEscape(args[0])+remoteQuery(remote), nil, nil); err != nil {
 				return err
@@ -499,7 +506,54 @@ func (c *Client) stream(ctx context.Context, path string, body any, onProgress f
 	if err != nil {
 		return err
 	}
-	res, err := c.send(ctx, http.MethodPost, path, "application/json", "application/x-ndjson", strings.NewReader(string(j)))
+	return c.streamBody(ctx, path, "application/json", strings.NewReader(string(j)), nil, onProgress, out)
+}
+
+// streamFile is stream with a local file sent along: a multipart body of
+// the options (JSON) and the file.
+func (c *Client) streamFile(ctx context.Context, path string, options any, file string, upv *progressView,
+	onProgress func(backup.Progress), out any) error {
+	j, err := json.Marshal(options)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := mw.WriteField("options", string(j))
+		var part io.Writer
+		if err == nil {
+			part, err = mw.CreateFormFile("file", filepath.Base(file))
+		}
+		if err == nil {
+			_, err = io.Copy(part, &progressReader{r: f, total: fi.Size(), pv: upv})
+		}
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	defer pr.CloseWithError(errors.New("request done"))
+	return c.streamBody(ctx, path, mw.FormDataContentType(), pr, upv.finish, onProgress, out)
+}
+
+// streamBody posts body and reads a streamed answer; sent, if set, is
+// called once the node has answered (it has read the whole body then).
+func (c *Client) streamBody(ctx context.Context, path, ctype string, body io.Reader, sent func(),
+	onProgress func(backup.Progress), out any) error {
+	res, err := c.send(ctx, http.MethodPost, path, ctype, "application/x-ndjson", body)
+	if sent != nil {
+		sent()
+	}
 	if err != nil {
 		return err
 	}

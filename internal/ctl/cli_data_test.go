@@ -3,6 +3,7 @@ package ctl_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -66,16 +67,38 @@ func TestCtlDataExportImport(t *testing.T) {
 	}
 	n.fails("must end in .json.gz", "data", "export", "-o", "out.txt")
 
-	// Import of a local file: uploaded, then imported.
-	out, stderr, err = runCtlErr(n.dir, "data", "import", local, "--dry-run")
+	// A dry run of a local file: sent with the import, not kept in the
+	// backup dir (its listing, hidden files included, is unchanged).
+	before := backupDirListing(t, n.dir)
+	n.ok("users", "add", "bob", "pw")
+	out, stderr, err = runCtlErr(n.dir, "data", "import", local, "--dry-run", "--replace")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, stderr)
 	}
-	if !strings.Contains(out, "dry run: nothing was changed") || !strings.Contains(out, "uploaded to the node's backup dir as out.json.gz") {
+	if !strings.Contains(out, "file:  out.json.gz") || !strings.Contains(out, "dry run: nothing was changed") ||
+		strings.Contains(out, "uploaded") {
 		t.Fatalf("dry run output:\n%s", out)
 	}
+	hasRow(t, out, "users", "1", "0", "0", "1", "1") // alice unchanged, bob would go
 	if !strings.Contains(stderr, "import: validate") {
 		t.Fatalf("import progress:\n%s", stderr)
+	}
+	if after := backupDirListing(t, n.dir); after != before {
+		t.Fatalf("a dry run changed the backup dir:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	n.ok("users", "del", "bob")
+	// A dry run of a file with problems leaves nothing either.
+	badDry := filepath.Join(t.TempDir(), "bad-dry.json")
+	os.WriteFile(badDry, []byte(`{"format":"roost-export","version":1}`), 0o600)
+	n.fails("nothing was imported", "data", "import", badDry, "--dry-run")
+	if after := backupDirListing(t, n.dir); after != before {
+		t.Fatalf("a refused dry run changed the backup dir:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+
+	// Import of a local file: uploaded (and kept), then imported.
+	out, stderr, err = runCtlErr(n.dir, "data", "import", local)
+	if err != nil || !strings.Contains(out, "uploaded to the node's backup dir as out.json.gz") {
+		t.Fatalf("import of a local file: %v\n%s\n%s", err, out, stderr)
 	}
 	out = n.ok("data", "import", "out.json.gz", "--replace", "--tables", "users")
 	if !strings.Contains(out, "replace, committed at raft index") || !strings.Contains(out, "skipped: not selected") {
@@ -106,6 +129,25 @@ func TestCtlDataExportImport(t *testing.T) {
 	}
 	n.ok("data", "files", "delete", "out.json.gz")
 	n.fails("no such file", "data", "files", "delete", "out.json.gz")
+}
+
+// backupDirListing is every entry of the node's backup dir, hidden ones
+// included, with its size.
+func backupDirListing(t *testing.T, dir string) string {
+	t.Helper()
+	ents, err := os.ReadDir(filepath.Join(dir, "backup"))
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&b, "%s %d\n", e.Name(), fi.Size())
+	}
+	return b.String()
 }
 
 func mustRead(t *testing.T, p string) []byte {

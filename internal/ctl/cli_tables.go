@@ -10,7 +10,7 @@ import (
 )
 
 func groupCmd(use, short string, sub ...*cobra.Command) *cobra.Command {
-	cmd := &cobra.Command{Use: use, Short: short, Args: cobra.NoArgs,
+	cmd := &cobra.Command{Use: use, Short: short,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	cmd.AddCommand(sub...)
 	return cmd
@@ -59,7 +59,6 @@ func (c *cli) usersCmd() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add USER PASSWORD",
 		Short: "Add an MQTT user (by username, or by client id with --clientid)",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			u, err := cl.AddUser(ctx, UserInput{UserID: args[0], Password: args[1], IsSuperuser: addSuper, Kind: userKind(addCID, addUser)})
 			if err != nil {
@@ -74,7 +73,6 @@ func (c *cli) usersCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List MQTT users",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			users, err := cl.ListUsers(ctx, "")
 			if err != nil {
@@ -87,7 +85,6 @@ func (c *cli) usersCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del USER",
 		Short: "Delete an MQTT user",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.DeleteUser(ctx, userKind(delCID, delUser), args[0]); err != nil {
 				return err
@@ -100,7 +97,6 @@ func (c *cli) usersCmd() *cobra.Command {
 	passwd := &cobra.Command{
 		Use:   "passwd USER PASSWORD",
 		Short: "Change an MQTT user's password",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			u, err := cl.UpdateUser(ctx, userKind(pwCID, pwUser), args[0], UserUpdate{Password: &args[1]})
 			if err != nil {
@@ -134,7 +130,6 @@ func (c *cli) aclCmd() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add (--username U | --clientid C | --all) --topic T --action publish|subscribe|all --permission allow|deny",
 		Short: "Append an ACL rule (rules are evaluated in order; the first match decides)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			switch {
 			case username != "":
@@ -175,7 +170,6 @@ func (c *cli) aclCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List ACL rules in evaluation order",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			rules, err := cl.ListACL(ctx)
 			if err != nil {
@@ -188,7 +182,6 @@ func (c *cli) aclCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del ID",
 		Short: "Delete the ACL rule with this id (see acl list)",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			id, err := strconv.ParseUint(args[0], 10, 64)
 			if err != nil || id == 0 {
@@ -227,7 +220,6 @@ func (c *cli) bannedCmd() *cobra.Command {
 	add := &cobra.Command{
 		Use:   "add (--clientid C | --username U | --peerhost IP_OR_CIDR) [--reason R] [--until RFC3339|DURATION]",
 		Short: "Ban a client id, a username or a peer address (refused at CONNECT)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			switch {
 			case clientID != "":
@@ -258,7 +250,6 @@ func (c *cli) bannedCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List bans (expired ones until they are cleaned up)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			bans, err := cl.ListBans(ctx)
 			if err != nil {
@@ -271,7 +262,6 @@ func (c *cli) bannedCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del KIND VALUE",
 		Short: "Lift a ban (KIND: clientid, username or peerhost)",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if oneOf("kind", args[0], "clientid", "username", "peerhost") != nil {
 				return fmt.Errorf("ban kind %q: want clientid, username or peerhost", args[0])
@@ -292,7 +282,6 @@ func (c *cli) retainedCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list [--topic FILTER]",
 		Short: "List retained messages (those matching a topic filter with --topic)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			msgs, err := cl.ListRetained(ctx, filter)
 			if err != nil {
@@ -315,7 +304,6 @@ func (c *cli) retainedCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del TOPIC",
 		Short: "Delete the retained message on TOPIC",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.DeleteRetained(ctx, args[0]); err != nil {
 				return err
@@ -349,7 +337,6 @@ func (c *cli) apikeysCmd() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create NAME",
 		Short: "Create an API key for the REST API; its secret is shown only now",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			in.Name = args[0]
 			k, err := cl.CreateAPIKey(ctx, in)
@@ -370,7 +357,6 @@ func (c *cli) apikeysCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List API keys (never their secrets)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			keys, err := cl.ListAPIKeys(ctx)
 			if err != nil {
@@ -383,7 +369,6 @@ func (c *cli) apikeysCmd() *cobra.Command {
 	del := &cobra.Command{
 		Use:   "del NAME",
 		Short: "Delete an API key",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.DeleteAPIKey(ctx, args[0]); err != nil {
 				return err
@@ -396,7 +381,6 @@ func (c *cli) apikeysCmd() *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " NAME",
 			Short: short,
-			Args:  cobra.ExactArgs(1),
 			RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 				k, err := cl.SetAPIKeyEnabled(ctx, args[0], on)
 				if err != nil {

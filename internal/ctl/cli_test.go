@@ -141,7 +141,7 @@ func TestCtlUsers(t *testing.T) {
 	hasRow(t, out, "username", "alice", "yes", "sha256")
 	n.ok("users", "add", "dev-1", "pw2", "--clientid")
 	n.fails("already exists", "users", "add", "alice", "x")
-	n.fails("accepts 2 arg(s)", "users", "add", "alice")
+	n.fails("missing argument PASSWORD", "users", "add", "alice")
 	n.fails("none of the others can be", "users", "add", "bob", "x", "--clientid", "--username")
 
 	out = n.ok("users", "list")

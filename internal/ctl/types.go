@@ -36,11 +36,13 @@ type Status struct {
 	Targets []TargetStatus `json:"targets,omitempty"`
 }
 
-// TargetStatus is the record of one kind (node-backup, data-export)
-// written to one target (internal/backup/target.Status).
+// TargetStatus is the health of one kind (node_backup, data_export)
+// written to one target (internal/backup.TargetStatus): target "local"
+// is the node's backup dir.
 type TargetStatus struct {
 	Kind           string    `json:"kind"`
 	Target         string    `json:"target"`
+	Interval       string    `json:"interval,omitempty"` // of the schedule there; "" none
 	LastSuccess    time.Time `json:"last_success,omitzero"`
 	LastName       string    `json:"last_name,omitempty"`
 	LastSize       int64     `json:"last_size,omitempty"`

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gofrs/flock"
 )
@@ -17,21 +18,28 @@ const LockFile = "LOCK"
 // one bbolt file and one raft log would corrupt both.
 type dataDirLock struct{ fl *flock.Flock }
 
+// lockTries spread a refused lock over ~100 ms: dataDirInUse of a start
+// that failed holds the lock for an instant, a running node for good.
+const (
+	lockTries     = 5
+	lockRetryWait = 25 * time.Millisecond
+)
+
 func lockDataDir(dir string) (*dataDirLock, error) {
 	path := filepath.Join(dir, LockFile)
 	fl := flock.New(path, flock.SetPermissions(0o600))
-	ok, err := fl.TryLock()
-	if err != nil {
-		return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
-	}
-	if !ok {
-		holder := "another process"
-		if b, err := os.ReadFile(path); err == nil {
-			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-				holder = fmt.Sprintf("another roost process (pid %d)", pid)
-			}
+	for try := 1; ; try++ {
+		ok, err := fl.TryLock()
+		if err != nil {
+			return nil, fmt.Errorf("lock data dir %s: %w", dir, err)
 		}
-		return nil, fmt.Errorf("data dir %s is in use by %s; stop it first or give this node its own data dir (node.data_dir / ROOST_NODE__DATA_DIR)", dir, holder)
+		if ok {
+			break
+		}
+		if try == lockTries {
+			return nil, inUseError(dir)
+		}
+		time.Sleep(lockRetryWait)
 	}
 	// The pid is only a hint for the message above; the flock is the lock.
 	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600); err != nil {
@@ -42,3 +50,29 @@ func lockDataDir(dir string) (*dataDirLock, error) {
 }
 
 func (l *dataDirLock) release() error { return l.fl.Unlock() }
+
+// dataDirInUse reports, creating and changing nothing, whether another
+// process holds the lock of the data dir: the error lockDataDir would
+// give, or nil.
+func dataDirInUse(dir string) error {
+	fl := flock.New(filepath.Join(dir, LockFile), flock.SetFlag(os.O_RDONLY))
+	ok, err := fl.TryLock()
+	if err != nil {
+		return nil // no data dir or no LOCK: nobody runs there
+	}
+	if ok {
+		fl.Unlock()
+		return nil
+	}
+	return inUseError(dir)
+}
+
+func inUseError(dir string) error {
+	holder := "another process"
+	if b, err := os.ReadFile(filepath.Join(dir, LockFile)); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			holder = fmt.Sprintf("another roost process (pid %d)", pid)
+		}
+	}
+	return fmt.Errorf("data dir %s is in use by %s; stop it first or give this node its own data dir (node.data_dir / ROOST_NODE__DATA_DIR)", dir, holder)
+}

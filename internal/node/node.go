@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -17,11 +18,11 @@ import (
 	"github.com/roostmq/roost/internal/api"
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
-	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/cluster"
 	"github.com/roostmq/roost/internal/config"
+	"github.com/roostmq/roost/internal/metrics"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -46,6 +47,29 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	if err != nil {
 		return err
 	}
+
+	// What the machine can refuse is checked before the node creates any
+	// state (data dir, node.json, cookie, admin password, store): a start
+	// that fails on a taken port or a bad certificate leaves nothing.
+	var serverTLS, clientTLS *tls.Config
+	if t := cfg.Cluster.TLS; t.Enable {
+		if serverTLS, clientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
+			return err
+		}
+	}
+	if err := checkTLSFiles(cfg); err != nil {
+		return err
+	}
+	bound, err := bindPorts(cfg)
+	if err != nil {
+		// The usual cause: this node is running already.
+		if inUse := dataDirInUse(dataDir); inUse != nil {
+			return inUse
+		}
+		return err
+	}
+	defer bound.close()
+
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir %s: %w", dataDir, err)
 	}
@@ -83,13 +107,8 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	// cluster id): read it under idMu.
 	var idMu sync.Mutex
 	clusterID := func() string { idMu.Lock(); defer idMu.Unlock(); return ident.ClusterID }
-	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Advertise: advertiseAddr(cfg), Cookie: cookie,
-		ClusterID: clusterID, Logger: log}
-	if t := cfg.Cluster.TLS; t.Enable {
-		if topts.ServerTLS, topts.ClientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
-			return err
-		}
-	}
+	topts := cluster.TransportOptions{Bind: cfg.Cluster.Bind, Listener: bound.cluster, Advertise: advertiseAddr(cfg),
+		Cookie: cookie, ClusterID: clusterID, ServerTLS: serverTLS, ClientTLS: clientTLS, Logger: log}
 	tr, err := cluster.Listen(topts)
 	if err != nil {
 		return err
@@ -151,7 +170,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return fmt.Errorf("create initial admin: %w", err)
 	}
 
-	b, err := broker.New(brokerOptions(cfg, st, dataDir, ident.Name, log))
+	b, err := broker.New(brokerOptions(cfg, st, dataDir, bound, log))
 	if err != nil {
 		return err
 	}
@@ -169,15 +188,14 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		log.Warn("authentication is disabled (authn.enable = false): any client can connect")
 	}
 
-	apiLn, err := net.Listen("tcp", cfg.API.Bind)
-	if err != nil {
-		return fmt.Errorf("api.bind %s: %w", cfg.API.Bind, err)
-	}
+	apiLn := bound.api
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
-	health := target.NewHealth()
 	var backups *nodebackup.Manager // set below; the status reads them
 	var data *backup.Manager
+	// The health of every backup and export this node runs, to any
+	// target: for /metrics, the status and the backup listing.
+	health := backup.NewHealth()
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
@@ -186,7 +204,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
 				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups),
-				Exports: exportStatus(data), Targets: health.Snapshot()}
+				Exports: exportStatus(data), Targets: health.StatusByTarget()}
 		},
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
@@ -197,11 +215,17 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		UserIDType: cfg.Authn.UserIDType,
 		TokenKey:   tokenKey(cookie),
 		Cluster:    cl,
+		Prometheus: metrics.Handler(metrics.Options{Broker: b.Metrics, Store: st, Backups: health,
+			Version: build.Version, Commit: build.Commit, Logger: log}),
+		PublicMetrics: !cfg.API.MetricsAuth,
 	})
 	dopts := dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log)
 	dopts.Target, dopts.Resolve, dopts.Health = defTarget, Targets(cfg), health
 	dopts.ExportInterval, dopts.ExportKeep, dopts.IsLeader = time.Duration(cfg.Export.Interval), cfg.Export.Keep, st.IsLeader
 	data = backup.New(dopts)
+	// Before any backup, export or upload runs: what they left when the
+	// node stopped (one scheme for them all, see target.TempPrefix).
+	data.RemoveStaleTemps()
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
 		Store: st, DataDir: dataDir, Dir: filepath.Join(dataDir, config.BackupDirName),
@@ -211,7 +235,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
 		Target: defTarget, Resolve: Targets(cfg), Health: health,
 	})
-	backups.RemoveStale()
+	seedHealth(ctx, defTarget, log, backups.SeedHealth, data.SeedHealth)
 	srv.RegisterBackups(backups, health)
 	go backups.RunSchedule(ctx)
 	go data.RunExportSchedule(ctx)

@@ -1,7 +1,10 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"time"
 
 	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/config"
@@ -31,4 +34,32 @@ func defaultTarget(cfg *config.Config) (target.Target, error) {
 		return nil, fmt.Errorf("backup.target: %w", err)
 	}
 	return t, nil
+}
+
+// seedHealthTimeout bounds the listing of a remote backup.target at
+// start, for the last backup and export there.
+const seedHealthTimeout = 30 * time.Second
+
+// seedHealth finds the newest backup and export at the default target
+// (the health records of the previous run: see backup.Health.Seed): in
+// the backup dir at once, at a remote target in the background, so that
+// a slow or unreachable bucket does not hold up the start.
+func seedHealth(ctx context.Context, def target.Target, log *slog.Logger, seeds ...func(context.Context)) {
+	run := func(ctx context.Context) {
+		for _, seed := range seeds {
+			seed(ctx)
+		}
+	}
+	if def == nil {
+		run(ctx)
+		return
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(ctx, seedHealthTimeout)
+		defer cancel()
+		run(ctx)
+		if ctx.Err() == context.DeadlineExceeded {
+			log.Warn("the last backup and export at backup.target are not known: listing it took too long", "target", def.String())
+		}
+	}()
 }

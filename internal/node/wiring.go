@@ -14,16 +14,10 @@ import (
 // SessionsFile is the node-local persistent-session database in the data dir.
 const SessionsFile = "sessions.db"
 
-func brokerOptions(cfg *config.Config, st *store.Store, dataDir, nodeName string, log *slog.Logger) broker.Options {
-	var ls []broker.ListenerOptions
-	for _, l := range cfg.Listeners.Active() {
-		ls = append(ls, broker.ListenerOptions{Name: l.Transport + ":" + l.Name, Type: l.Transport,
-			Bind: l.Bind, CertFile: l.CertFile, KeyFile: l.KeyFile, CACertFile: l.CACertFile})
-	}
+func brokerOptions(cfg *config.Config, st *store.Store, dataDir string, p *ports, log *slog.Logger) broker.Options {
 	return broker.Options{
-		NodeName:            nodeName,
 		Store:               st,
-		Listeners:           ls,
+		Listeners:           brokerListeners(cfg, p),
 		SessionsPath:        filepath.Join(dataDir, SessionsFile),
 		AuthnEnable:         cfg.Authn.Enable,
 		AuthnUserIDType:     cfg.Authn.UserIDType,
@@ -38,8 +32,8 @@ func brokerOptions(cfg *config.Config, st *store.Store, dataDir, nodeName string
 	}
 }
 
-// listenerStatus lists the MQTT listeners with their bound addresses, and
-// the API and cluster binds.
+// listenerStatus lists the MQTT listeners and the API with their bound
+// addresses (the cluster port is in GET /api/v1/cluster).
 func listenerStatus(cfg *config.Config, b *broker.Broker, apiAddr string) []api.Listener {
 	addrs := b.Addrs()
 	var out []api.Listener

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -34,6 +35,94 @@ type fsm struct {
 
 	mu sync.RWMutex // guards db against Restore swapping it
 	db *bolt.DB
+
+	// counts are the records of each table as of the last apply, kept by
+	// every apply so that a count is a cheap read (bbolt's Stats walks
+	// every page of the table). Keys: countedTables, fixed at newFSM.
+	counts map[string]*atomic.Int64
+	stats  applyStats
+}
+
+// applyStats count the FSM's work since start (for /metrics).
+type applyStats struct {
+	batches atomic.Uint64 // ApplyBatch calls: bbolt transactions
+	entries atomic.Uint64 // raft entries passed to them
+	nanos   atomic.Int64  // time spent in those transactions
+}
+
+// countedTables are the buckets whose records are counted.
+func countedTables() []string { return append([]string{TableMembers}, Tables...) }
+
+// countDelta collects one transaction's changes to the counts: records
+// added (or removed) per table, and the tables whose count is set, not
+// moved, by add (cleared or replaced whole in the transaction).
+type countDelta struct {
+	add map[string]int64
+	set map[string]bool
+}
+
+func (d *countDelta) inc(table string, n int64) {
+	if d.add == nil {
+		d.add = map[string]int64{}
+	}
+	d.add[table] += n
+}
+
+// reset makes n the table's count, to be moved by the ops after it.
+func (d *countDelta) reset(table string, n int64) {
+	if d.set == nil {
+		d.set = map[string]bool{}
+	}
+	d.inc(table, n-d.add[table])
+	d.set[table] = true
+}
+
+// keyCount walks a bucket inside a write transaction: bbolt's Stats reads
+// only the committed pages and misses the transaction's own writes.
+func keyCount(b *bolt.Bucket) int64 {
+	var n int64
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil; k, _ = c.Next() {
+		n++
+	}
+	return n
+}
+
+// keyProbe tells whether a key is in a bucket, reusing one cursor while
+// the ops stay on one bucket (Bucket.Get makes a cursor each time). Seek
+// walks from the root, so the cursor stays right across puts.
+type keyProbe struct {
+	b *bolt.Bucket
+	c *bolt.Cursor
+}
+
+func (p *keyProbe) has(b *bolt.Bucket, key string) bool {
+	if p.b != b {
+		p.b, p.c = b, b.Cursor()
+	}
+	k, _ := p.c.Seek([]byte(key))
+	return string(k) == key
+}
+
+// setCounts counts every table of db (at open and after a restore).
+func (f *fsm) setCounts(db *bolt.DB) {
+	_ = db.View(func(tx *bolt.Tx) error {
+		for t, c := range f.counts {
+			if b := tx.Bucket([]byte(t)); b != nil {
+				c.Store(int64(b.Stats().KeyN))
+			}
+		}
+		return nil
+	})
+}
+
+// count returns the records of table as of the last apply (0 for a
+// table it does not know).
+func (f *fsm) count(table string) int64 {
+	if c, ok := f.counts[table]; ok {
+		return c.Load()
+	}
+	return 0
 }
 
 func openStateDB(path string) (*bolt.DB, error) {
@@ -67,7 +156,12 @@ func newFSM(path string, log *slog.Logger, notify func([]Change)) (*fsm, error) 
 	if err != nil {
 		return nil, err
 	}
-	return &fsm{path: path, log: log, notify: notify, db: db}, nil
+	f := &fsm{path: path, log: log, notify: notify, db: db, counts: map[string]*atomic.Int64{}}
+	for _, t := range countedTables() {
+		f.counts[t] = new(atomic.Int64)
+	}
+	f.setCounts(db)
+	return f, nil
 }
 
 func (f *fsm) close() error {
@@ -91,6 +185,7 @@ func (f *fsm) wipe() error {
 		return err
 	}
 	f.db = db
+	f.setCounts(db)
 	if f.notify != nil {
 		f.notify([]Change{{}})
 	}
@@ -140,9 +235,12 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 	}
 	resp := make([]any, len(logs))
 	var changes []Change
+	var delta countDelta
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	start := time.Now()
 	err := f.db.Update(func(tx *bolt.Tx) error {
+		delta = countDelta{}
 		applied, _ := readApplied(tx)
 		var last *raft.Log
 		for i, l := range logs {
@@ -159,7 +257,7 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 				// silently: that would fork the replicas.
 				return fmt.Errorf("raft entry %d: %w", l.Index, err)
 			}
-			keys, ch, err := applyOps(tx, ops, l.Index)
+			keys, ch, err := applyOps(tx, ops, l.Index, &delta)
 			if err != nil {
 				return fmt.Errorf("raft entry %d: %w", l.Index, err)
 			}
@@ -184,20 +282,38 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []any {
 		f.log.Error("store: cannot apply committed raft entries; stopping", "err", err)
 		panic(fmt.Sprintf("roost store: %v", err))
 	}
+	for t, n := range delta.add {
+		switch c := f.counts[t]; {
+		case c == nil:
+		case delta.set[t]:
+			c.Store(n)
+		default:
+			c.Add(n)
+		}
+	}
+	f.stats.batches.Add(1)
+	f.stats.entries.Add(uint64(len(logs)))
+	f.stats.nanos.Add(int64(time.Since(start)))
 	if len(changes) > 0 && f.notify != nil {
 		f.notify(changes)
 	}
 	return resp
 }
 
-func applyOps(tx *bolt.Tx, ops []Op, index uint64) ([]string, []Change, error) {
+func applyOps(tx *bolt.Tx, ops []Op, index uint64, delta *countDelta) ([]string, []Change, error) {
 	keys := make([]string, len(ops))
 	changes := make([]Change, 0, len(ops))
+	var probe keyProbe
 	for i, op := range ops {
 		if isStageOp(op.Type) {
 			key, ch, err := applyStageOp(tx, op, index)
 			if err != nil {
 				return nil, nil, fmt.Errorf("op %d: %w", i, err)
+			}
+			if op.Type == OpStageCommit { // tables replaced or merged whole
+				for _, t := range Tables {
+					delta.reset(t, keyCount(tx.Bucket([]byte(t))))
+				}
 			}
 			keys[i] = key
 			changes = append(changes, ch...)
@@ -209,10 +325,16 @@ func applyOps(tx *bolt.Tx, ops []Op, index uint64) ([]string, []Change, error) {
 		}
 		switch op.Type {
 		case OpPut:
+			if !probe.has(b, op.Key) {
+				delta.inc(op.Table, 1)
+			}
 			if err := b.Put([]byte(op.Key), op.Value); err != nil {
 				return nil, nil, fmt.Errorf("op %d: put %s/%s: %w", i, op.Table, op.Key, err)
 			}
 		case OpDelete:
+			if probe.has(b, op.Key) {
+				delta.inc(op.Table, -1)
+			}
 			if err := b.Delete([]byte(op.Key)); err != nil {
 				return nil, nil, fmt.Errorf("op %d: delete %s/%s: %w", i, op.Table, op.Key, err)
 			}
@@ -226,10 +348,14 @@ func applyOps(tx *bolt.Tx, ops []Op, index uint64) ([]string, []Change, error) {
 				return nil, nil, fmt.Errorf("op %d: append to %s: %w", i, op.Table, err)
 			}
 			op.Key, op.Value = ACLKey(seq), val
+			if !probe.has(b, op.Key) {
+				delta.inc(op.Table, 1)
+			}
 			if err := b.Put([]byte(op.Key), op.Value); err != nil {
 				return nil, nil, err
 			}
 		case OpClear:
+			delta.reset(op.Table, 0)
 			seq := b.Sequence()
 			if err := tx.DeleteBucket([]byte(op.Table)); err != nil {
 				return nil, nil, err
@@ -310,6 +436,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 		return fmt.Errorf("restore snapshot: %w", err)
 	}
 	f.db = db
+	f.setCounts(db)
 	if f.notify != nil {
 		idx, _ := readAppliedDB(db)
 		f.notify([]Change{{Index: idx}})

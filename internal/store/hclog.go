@@ -34,6 +34,24 @@ func (s slogSink) Accept(name string, level hclog.Level, msg string, args ...any
 				args[i] = fmt.Sprintf(format, f[1:]...)
 			}
 		}
+		// raft's own keys must not repeat the line's: its "node" (itself,
+		// "Node at … [Candidate]") is not the Roost node, its "time" is a
+		// duration.
+		if i%2 == 0 {
+			if k, ok := a.(string); ok && reservedKey(k) {
+				args[i] = "raft_" + k
+			}
+		}
 	}
 	s.l.Log(context.Background(), lvl, msg, args...)
+}
+
+// reservedKey reports the keys every Roost log line may already have:
+// slog's own and those the node's loggers add.
+func reservedKey(k string) bool {
+	switch k {
+	case slog.TimeKey, slog.LevelKey, slog.MessageKey, slog.SourceKey, "node", "component":
+		return true
+	}
+	return false
 }

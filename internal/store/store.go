@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -69,6 +70,8 @@ type Store struct {
 
 	obsMu     sync.RWMutex
 	observers []func([]Change)
+
+	leaderChanges atomic.Uint64 // across Resets: a counter only grows
 
 	submit chan *pending
 	stop   chan struct{}
@@ -139,7 +142,7 @@ func Open(opts Options) (*Store, error) {
 // node without raft state a one-voter cluster.
 func (s *Store) startRaft(bootstrap bool) error {
 	raftDir := filepath.Join(s.opts.Dir, "raft")
-	hlog := NewRaftLogger(s.log.With("component", "raft"))
+	hlog := NewRaftLogger(s.opts.Logger.With("component", "store.raft"))
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(raftDir, 2, hlog)
 	if err != nil {
 		return fmt.Errorf("store: open raft snapshots: %w", err)
@@ -174,6 +177,7 @@ func (s *Store) startRaft(bootstrap bool) error {
 	if err != nil {
 		return fmt.Errorf("store: start raft: %w", err)
 	}
+	s.observeLeaders(r)
 	s.rmu.Lock()
 	s.raft = r
 	s.rmu.Unlock()

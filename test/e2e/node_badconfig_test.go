@@ -25,16 +25,21 @@ func TestNodeBadConfig(t *testing.T) {
 		// (env wins): their ROOST_ vars are left out.
 		fileKeys []string
 		want     []string // message parts; FILE is replaced by the file's path
+		exact    string   // if set, all of stderr
 	}{
 		{
 			name: "toml syntax error",
-			file: "node.name = \"a\"\n\nlisteners.tcp.default.bind = \n",
-			want: []string{"FILE:3:", "TOML syntax error"},
+			file: "node.name = \"a\"\n\nlisteners.tcp.default.bind = \n[api]\nbind = \"127.0.0.1:1\"\n",
+			exact: "roost: FILE:3:30: TOML syntax error: expected a value after \"=\"\n" +
+				"    3 | listeners.tcp.default.bind =\n" +
+				"      |                              ^\n",
 		},
 		{
 			name: "unclosed table header",
 			file: "[node\nname = \"a\"\n",
-			want: []string{"FILE:1:", "TOML syntax error"},
+			exact: "roost: FILE:1:6: TOML syntax error: missing \"]\" to close the table header\n" +
+				"    1 | [node\n" +
+				"      |      ^\n",
 		},
 		{
 			name: "unknown key",
@@ -120,6 +125,9 @@ func TestNodeBadConfig(t *testing.T) {
 			}
 			for _, w := range tc.want {
 				mustContain(t, "error", r.Stderr, strings.ReplaceAll(w, "FILE", conf))
+			}
+			if want := strings.ReplaceAll(tc.exact, "FILE", conf); tc.exact != "" && r.Stderr != want {
+				t.Errorf("stderr:\n%s\nwant exactly:\n%s", r.Stderr, want)
 			}
 			if strings.Contains(r.Stderr, "level=INFO") {
 				t.Errorf("node got as far as logging before refusing the config:\n%s", r.Stderr)

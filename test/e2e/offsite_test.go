@@ -153,7 +153,7 @@ func TestOffsiteS3BackupRestoreImport(t *testing.T) {
 	if local.Remote || len(local.Backups) != 0 {
 		t.Fatalf("backup list (local): %+v", local)
 	}
-	st := findTarget(statusTargets(n), "node-backup", url)
+	st := findTarget(statusTargets(n), "node_backup", url)
 	if st.Successes != 2 || st.LastName != "second.tar.zst" || st.LastSize == 0 || st.Failures != 0 {
 		t.Fatalf("status record of %s: %+v", url, st)
 	}
@@ -170,6 +170,24 @@ func TestOffsiteS3BackupRestoreImport(t *testing.T) {
 	}
 	wantAPIError(t, "remote=maybe", doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/backups?remote=maybe",
 		BasicUser: key.Name, BasicPass: key.Secret}), 400, "BAD_REQUEST", "remote")
+
+	// /metrics shows the same health, under the target's URL (no
+	// credentials); the backup dir ("local") has had nothing.
+	nb := []string{"kind", "node_backup", "target", url}
+	m := scrapeMetrics(t, n, key.Name, key.Secret)
+	if m.get(t, "roost_backup_successes_total", nb...) != 2 || m.get(t, "roost_backup_failures_total", nb...) != 0 ||
+		m.get(t, "roost_backup_last_success_size_bytes", nb...) != float64(st.LastSize) {
+		t.Errorf("metrics of %s: successes %v, size %v; status says %+v", url, m.get(t, "roost_backup_successes_total", nb...),
+			m.get(t, "roost_backup_last_success_size_bytes", nb...), st)
+	}
+	for _, mt := range m["roost_backup_successes_total"].Metric {
+		for _, l := range mt.Label {
+			if l.GetName() == "target" && (l.GetValue() == "local" || strings.Contains(l.GetValue(), s3server.SecretKey) ||
+				strings.Contains(l.GetValue(), s3server.AccessKey)) {
+				t.Errorf("a series with target %q: want only %s, without credentials", l.GetValue(), url)
+			}
+		}
+	}
 
 	objURL := url + "/" + res.Name
 	vout, verr, err := n.run("backup", "verify", objURL, "-i", idFile)
@@ -207,9 +225,19 @@ func TestOffsiteS3BackupRestoreImport(t *testing.T) {
 	}
 	other := newClusterNode(t, "s3other", s3Env(srv, "s3://roost/other")...)
 	other.Start()
+	if out := other.mustCtl("data", "import", "--dry-run", exp.Path); !strings.Contains(out, "users") {
+		t.Fatalf("dry run of %s: %s", exp.Path, out)
+	}
+	if _, got := digestTables(other); got["users"] != 0 {
+		t.Fatalf("a dry run from %s imported: users %d", exp.Path, got["users"])
+	}
 	other.mustCtl("data", "import", exp.Path)
 	if _, got := digestTables(other); got["users"] != before["users"] {
 		t.Fatalf("import from %s: users %d, want %d", exp.Path, got["users"], before["users"])
+	}
+	// Read for the import only: no copy, no temp file left in the backup dir.
+	if names := dirNames(t, filepath.Join(other.DataDir, "backup")); len(names) != 0 {
+		t.Fatalf("imports from %s left %v in the backup dir", exp.Path, names)
 	}
 
 	// The machine is lost: a fresh one restores from the bucket.
@@ -223,6 +251,30 @@ func TestOffsiteS3BackupRestoreImport(t *testing.T) {
 	fresh.Start()
 	if _, got := digestTables(fresh); got["users"] != before["users"] {
 		t.Fatalf("restored node: users %d, want %d", got["users"], before["users"])
+	}
+	// Its health starts from the newest of its backups in the bucket
+	// (listed in the background at start; in a bucket other nodes may
+	// share, its backups are those of its default names: not
+	// second.tar.zst) and the newest export.
+	var fkey struct{ Name, Secret string }
+	json.Unmarshal([]byte(fresh.mustCtl("apikeys", "create", "metrics-key", "--output", "json")), &fkey)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m := scrapeMetrics(t, fresh, fkey.Name, fkey.Secret)
+		got := m.get(t, "roost_backup_last_success_timestamp_seconds", nb...)
+		size := m.get(t, "roost_backup_last_success_size_bytes", nb...)
+		exp := m.get(t, "roost_backup_last_success_timestamp_seconds", "kind", "data_export", "target", url)
+		if got > 0 && exp > 0 {
+			if size != float64(res.Size) || m.get(t, "roost_backup_successes_total", nb...) != 0 {
+				t.Errorf("seeded node backup record: size %v, successes %v; want %s's size %d and no successes since start",
+					size, m.get(t, "roost_backup_successes_total", nb...), res.Name, res.Size)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after a restart onto the bucket, last success of node backups %v, of exports %v: want both found at %s", got, exp, url)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -284,9 +336,9 @@ func TestOffsiteS3ScheduledRetention(t *testing.T) {
 	if !slices.Contains(l.names(), manual.Name) || !slices.Contains(l.names(), otherName) {
 		t.Errorf("list --remote: %v", l.names())
 	}
-	st := findTarget(statusTargets(n), "data-export", url)
+	st := findTarget(statusTargets(n), "data_export", url)
 	if st.Successes < 4 || st.Failures != 0 {
-		t.Errorf("data-export record: %+v", st)
+		t.Errorf("data_export record: %+v", st)
 	}
 	// Every scheduled object left verifies: none is partial.
 	for _, b := range l.Backups {
@@ -340,7 +392,7 @@ func TestOffsiteS3WrongCredentials(t *testing.T) {
 	if keys := srv.Keys(t, "roost"); len(keys) != 0 {
 		t.Errorf("objects in the bucket after refused uploads: %v", keys)
 	}
-	st := findTarget(statusTargets(n), "node-backup", url)
+	st := findTarget(statusTargets(n), "node_backup", url)
 	if st.Failures != 1 || st.LastFailure.IsZero() || !strings.Contains(st.LastError, "SignatureDoesNotMatch") || st.Successes != 0 {
 		t.Errorf("status record of %s: %+v", url, st)
 	}
@@ -408,7 +460,7 @@ func TestOffsiteS3KilledMidUpload(t *testing.T) {
 	if names := dirNames(t, filepath.Join(n.DataDir, "backup")); len(names) != 0 {
 		t.Fatalf("the node's backup dir holds %v", names)
 	}
-	st := findTarget(statusTargets(n), "node-backup", url)
+	st := findTarget(statusTargets(n), "node_backup", url)
 	if st.Failures != 1 || st.Successes != 0 {
 		t.Fatalf("status record after the cut-off upload: %+v", st)
 	}
@@ -424,7 +476,7 @@ func TestOffsiteS3KilledMidUpload(t *testing.T) {
 	if out, errOut, err := n.run("backup", "verify", url+"/"+res.Name); err != nil {
 		t.Fatalf("verify the next backup: %v\n%s%s", err, out, errOut)
 	}
-	if st := findTarget(statusTargets(n), "node-backup", url); st.Successes != 1 || st.Failures != 1 || st.LastSize != res.Size {
+	if st := findTarget(statusTargets(n), "node_backup", url); st.Successes != 1 || st.Failures != 1 || st.LastSize != res.Size {
 		t.Fatalf("status record after the next backup: %+v", st)
 	}
 }

@@ -53,9 +53,7 @@ type Options struct {
 	Target target.Target
 	// Resolve returns the target of a request's "to": an absolute
 	// directory path or s3://bucket/prefix. Nil: only the defaults.
-	Resolve func(spec string) (target.Target, error)
-	// Health records every backup's outcome per target (may be nil).
-	Health    *target.Health
+	Resolve   func(spec string) (target.Target, error)
 	Identity  func() config.Identity
 	Version   string
 	Sessions  func(w io.Writer) (int64, error) // a consistent copy of sessions.db
@@ -65,6 +63,11 @@ type Options struct {
 
 	Interval time.Duration // scheduled backups; 0: none
 	Keep     int           // scheduled backups kept; 0: all
+
+	// Health records the outcome of every backup, scheduled or asked
+	// for, to any target (kind node_backup, target backup.TargetLabel).
+	// Nil: not recorded.
+	Health *backup.Health
 }
 
 // Manager makes, lists and schedules the backups of a running node.
@@ -85,11 +88,11 @@ func New(opts Options) *Manager {
 		opts.Target = target.NewDir(opts.Dir)
 	}
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "node-backup")}
-	opts.Health.Ensure(target.KindNodeBackup, opts.Target.String())
 	m.sch.Target = opts.Target.String()
 	m.sch.Interval = opts.Interval.String()
 	m.sch.Keep = opts.Keep
 	m.sch.Enabled = opts.Interval > 0
+	opts.Health.Declare(backup.KindNodeBackup, m.label(opts.Target), max(opts.Interval, 0))
 	return m
 }
 
@@ -100,7 +103,15 @@ type CreateRequest struct {
 	Passphrase string   `json:"passphrase,omitempty"`
 	// To is where the backup goes: "" backup.target; "local" the node's
 	// backup dir; an absolute directory path; or s3://bucket/prefix.
-	To        string `json:"to,omitempty"`
+	To string `json:"to,omitempty"`
+	// Progress, when set, is called a few times a second while the
+	// backup is written, and once at the end (done == total). Phase
+	// "backup"; done/total and bytes/bytes_total both count the bytes of
+	// the node's files read into the archive (whatever the target: an
+	// upload streams them on as they come), rate is bytes per second.
+	// The total is known up front except for sessions.db, whose
+	// consistent copy may differ a little from the file's size.
+	Progress  func(backup.Progress) `json:"-"`
 	scheduled bool
 }
 
@@ -187,8 +198,8 @@ func checkBackupName(name string) error {
 	return nil
 }
 
-// ErrNoRemote is a request for the remote target where none is set.
-var ErrNoRemote = fmt.Errorf("%w: backup.target is not set: the backups are in the node's backup dir (list them without remote)", backup.ErrBadRequest)
+// errNoRemote is a request for the remote target where none is set.
+var errNoRemote = fmt.Errorf("%w: the backups are in the node's backup dir (list them without remote)", backup.ErrNoRemote)
 
 // targetOf resolves a request's "to" ("" the default target, "local"
 // the backup dir).
@@ -208,24 +219,24 @@ func (m *Manager) targetOf(to string) (target.Target, error) {
 	return t, nil
 }
 
+// label names tg in the health records: "local" for the backup dir.
+func (m *Manager) label(tg target.Target) string { return backup.TargetLabel(tg, m.opts.Dir) }
+
 // listed returns the target that a listing, download or delete means:
 // the node's backup dir, or (remote) backup.target.
 func (m *Manager) listed(remote bool) (target.Target, error) {
 	if !remote {
 		return target.NewDir(m.opts.Dir), nil
 	}
-	if d, ok := m.opts.Target.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
-		return nil, ErrNoRemote
+	if m.label(m.opts.Target) == backup.TargetLocal {
+		return nil, errNoRemote
 	}
 	return m.opts.Target, nil
 }
 
 // isRemote reports whether tg is backup.target and not the backup dir.
 func (m *Manager) isRemote(tg target.Target) bool {
-	if d, ok := tg.(*target.Dir); ok && filepath.Clean(d.Path()) == filepath.Clean(m.opts.Dir) {
-		return false
-	}
-	return tg.String() == m.opts.Target.String()
+	return m.label(tg) != backup.TargetLocal && tg.String() == m.opts.Target.String()
 }
 
 // Target is backup.target (the backup dir when it is not set).
@@ -234,48 +245,88 @@ func (m *Manager) Target() target.Target { return m.opts.Target }
 // Dir is the node's backup dir.
 func (m *Manager) Dir() string { return m.opts.Dir }
 
-// Create writes one backup of this node to its target, streaming: a
-// directory shows it only once complete (temp file, fsync, link), an S3
-// bucket only once its multipart upload is completed. With encryption,
-// the bytes are age-encrypted before they leave the process.
-func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
+// CheckCreate refuses, before any work, a request that Create would
+// refuse at once: a bad recipient, name or target, a name that is taken
+// at the target, or another backup of this node running. (Create checks
+// again: a backup may start in between.) It lets a caller that streams
+// progress answer these with a plain error status.
+func (m *Manager) CheckCreate(ctx context.Context, req CreateRequest) error {
+	if _, _, _, err := m.checkRequest(ctx, req, m.opts.Identity(), time.Now()); err != nil {
+		return err
+	}
+	if !m.mu.TryLock() {
+		return fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
+	}
+	m.mu.Unlock()
+	return nil
+}
+
+// checkRequest validates req and returns the backup's name and target.
+// The target is returned once resolved, even with an error (for the
+// health record of a failed look-up there).
+func (m *Manager) checkRequest(ctx context.Context, req CreateRequest, id config.Identity, at time.Time) (name string, tg target.Target, encrypted bool, err error) {
 	if len(req.Recipients) > 0 && req.Passphrase != "" {
-		return nil, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
+		return "", nil, false, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
 	}
 	for _, r := range req.Recipients {
 		if _, err := age.ParseX25519Recipient(r); err != nil {
-			return nil, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
+			return "", nil, false, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
 		}
 	}
-	encrypted := len(req.Recipients) > 0 || req.Passphrase != ""
-	start := time.Now()
-	id := m.opts.Identity()
-	name := req.Name
+	encrypted = len(req.Recipients) > 0 || req.Passphrase != ""
+	name = req.Name
 	if name == "" {
-		name = m.defaultName(id.Name, start, encrypted, req.scheduled)
+		name = m.defaultName(id.Name, at, encrypted, req.scheduled)
 	}
 	if encrypted != strings.HasSuffix(name, agedExt) && IsBackupName(name) {
 		if encrypted {
-			return nil, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
+			return "", nil, false, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
 		}
-		return nil, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
+		return "", nil, false, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
 	}
 	if err := checkBackupName(name); err != nil {
-		return nil, err
+		return "", nil, false, err
 	}
-	tg, err := m.targetOf(req.To)
-	if err != nil {
-		return nil, err
+	if tg, err = m.targetOf(req.To); err != nil {
+		return "", nil, false, err
 	}
 	if _, err := tg.Stat(ctx, name); err == nil {
-		return nil, fmt.Errorf("%w: %s is at %s already", backup.ErrFileExists, name, tg)
+		return "", tg, false, fmt.Errorf("%w: %s is at %s already", backup.ErrFileExists, name, tg)
+	}
+	return name, tg, encrypted, nil
+}
+
+// Create writes one backup of this node to its target, streaming: a
+// directory shows it only once complete (temp file, fsync, link), an S3
+// bucket only once its multipart upload is completed. With encryption,
+// the bytes are age-encrypted before they leave the process. The
+// outcome goes to Options.Health, under the backup's target.
+func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
+	start := time.Now()
+	res, tg, err := m.create(ctx, req, start)
+	if tg != nil { // else refused before a target was known: a bad request
+		var name string
+		var size int64
+		if res != nil {
+			name, size = res.Name, res.Size
+		}
+		m.opts.Health.Record(ctx, backup.KindNodeBackup, m.label(tg), start, name, size, err)
+	}
+	return res, err
+}
+
+func (m *Manager) create(ctx context.Context, req CreateRequest, start time.Time) (*Result, target.Target, error) {
+	id := m.opts.Identity()
+	name, tg, encrypted, err := m.checkRequest(ctx, req, id, start)
+	if err != nil {
+		return nil, tg, err
 	}
 	if !m.mu.TryLock() {
-		return nil, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
+		return nil, tg, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
 	}
 	defer m.mu.Unlock()
 	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil { // the sessions copy is spooled there
-		return nil, fmt.Errorf("backup: %w", err)
+		return nil, tg, fmt.Errorf("backup: %w", err)
 	}
 	var res *Result
 	obj, err := tg.Put(ctx, name, func(w io.Writer) error {
@@ -284,20 +335,16 @@ func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error
 		return err
 	})
 	if err != nil {
-		if ctx.Err() == nil {
-			m.opts.Health.Failure(target.KindNodeBackup, tg.String(), err)
-		}
 		m.log.Error("node backup failed", "target", tg.String(), "name", name, "err", err)
-		return nil, fmt.Errorf("backup: %w", backup.TargetError(err))
+		return nil, tg, fmt.Errorf("backup: %w", backup.TargetError(err))
 	}
 	res.Info = Info{Name: name, Path: backup.ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size,
 		ModifiedAt: obj.ModifiedAt, Scheduled: isScheduledName(name), Encrypted: encrypted}
 	took := time.Since(start)
 	res.DurationMS = took.Milliseconds()
-	m.opts.Health.Success(target.KindNodeBackup, tg.String(), name, obj.Size, took)
 	m.log.Info("node backup written", "file", res.Path, "target", tg.String(), "bytes", obj.Size, "raft_index", res.RaftIndex,
 		"duration", took.Round(time.Millisecond))
-	return res, nil
+	return res, tg, nil
 }
 
 // write streams the archive into w: the store first (its read view is
@@ -317,12 +364,23 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 		aw.Close(archive.Manifest{}) // releases the encoder; the temp file is removed
 		return nil, err
 	}
+	dataFiles, err := m.dataFileNames()
+	if err != nil {
+		return fail(err)
+	}
+	var configFiles []string
+	if m.opts.Config != nil {
+		configFiles = m.opts.Config()
+	}
 	viewStart := time.Now()
 	b, err := m.opts.Store.BeginBackup()
 	if err != nil {
 		return fail(err)
 	}
 	meta, tables := b.Meta, b.Tables
+	if req.Progress != nil {
+		aw.meter = m.newMeter(req.Progress, b.Size(), dataFiles, configFiles)
+	}
 	pr, wait := readerOf(b)
 	err = aw.AddFile(dataPrefix+store.StateFile, 0o600, b.Size(), time.Now(), pr)
 	pr.Close() // ends WriteTo early if AddFile failed
@@ -340,14 +398,14 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 			return fail(err)
 		}
 	}
-	if err := m.addDataFiles(aw); err != nil {
-		return fail(err)
+	for _, n := range dataFiles {
+		if err := addFile(aw, dataPrefix+n, filepath.Join(m.opts.DataDir, n)); err != nil {
+			return fail(fmt.Errorf("data dir file %s: %w", n, err))
+		}
 	}
-	if m.opts.Config != nil {
-		for _, p := range m.opts.Config() {
-			if err := addFile(aw, configPrefix+strings.TrimPrefix(filepath.ToSlash(p), "/"), p); err != nil {
-				return fail(fmt.Errorf("config file %s: %w", p, err))
-			}
+	for _, p := range configFiles {
+		if err := addFile(aw, configPrefix+strings.TrimPrefix(filepath.ToSlash(p), "/"), p); err != nil {
+			return fail(fmt.Errorf("config file %s: %w", p, err))
 		}
 	}
 	man := archive.Manifest{
@@ -362,17 +420,23 @@ func (m *Manager) write(ctx context.Context, w io.Writer, id config.Identity, re
 	if err := aw.Close(man); err != nil {
 		return nil, err
 	}
+	aw.meter.finish()
 	return &Result{Node: id.Name, NodeID: id.NodeID, ClusterID: id.ClusterID, RaftIndex: meta.Index, RaftTerm: meta.Term,
 		Tables: tables, Files: aw.files, ViewMS: viewMS}, nil
 }
 
-// archiveWriter counts the files written, for the report.
+// archiveWriter counts the files written, for the report, and the bytes
+// read into them, for the progress.
 type archiveWriter struct {
 	*archive.Writer
 	files int
+	meter *meter // nil: no progress reports
 }
 
 func (w *archiveWriter) AddFile(path string, mode os.FileMode, size int64, modTime time.Time, r io.Reader) error {
+	if w.meter != nil {
+		r = &meteredReader{r: r, m: w.meter}
+	}
 	err := w.Writer.AddFile(path, mode, size, modTime, r)
 	if err == nil {
 		w.files++
@@ -412,6 +476,7 @@ func (m *Manager) addSessions(aw *archiveWriter) error {
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
+	aw.meter.setSessions(n)
 	if _, err := f.Seek(0, io.SeekStart); err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
@@ -430,12 +495,13 @@ func skipped(name string) bool {
 	return strings.HasPrefix(name, ".") || strings.HasSuffix(name, ".restore")
 }
 
-// addDataFiles adds the other regular files of the data dir (node.json,
-// cookie, initial-admin-password, …), in name order.
-func (m *Manager) addDataFiles(aw *archiveWriter) error {
+// dataFileNames lists the other regular files of the data dir, copied
+// as they are (node.json, cookie, initial-admin-password, …), in name
+// order.
+func (m *Manager) dataFileNames() ([]string, error) {
 	ents, err := os.ReadDir(m.opts.DataDir)
 	if err != nil {
-		return fmt.Errorf("read data dir: %w", err)
+		return nil, fmt.Errorf("read data dir: %w", err)
 	}
 	names := []string{}
 	for _, e := range ents {
@@ -444,12 +510,7 @@ func (m *Manager) addDataFiles(aw *archiveWriter) error {
 		}
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		if err := addFile(aw, dataPrefix+n, filepath.Join(m.opts.DataDir, n)); err != nil {
-			return fmt.Errorf("data dir file %s: %w", n, err)
-		}
-	}
-	return nil
+	return names, nil
 }
 
 func addFile(aw *archiveWriter, archivePath, path string) error {
@@ -465,22 +526,29 @@ func addFile(aw *archiveWriter, archivePath, path string) error {
 	return aw.AddFile(archivePath, fi.Mode().Perm(), fi.Size(), fi.ModTime(), f)
 }
 
-// RemoveStale removes the temp files of backups that were being written
-// when the node stopped (only the node writes its backup dir: at start,
-// every one is stale).
-func (m *Manager) RemoveStale() {
-	removed := target.NewDir(m.opts.Dir).RemovePartial()
-	ents, _ := os.ReadDir(m.opts.Dir)
-	for _, e := range ents {
-		// .tmp-backup-: the temp names of earlier versions.
-		if strings.HasPrefix(e.Name(), ".tmp-backup-") || strings.HasPrefix(e.Name(), ".tmp-sessions-") {
-			if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
-				removed = append(removed, e.Name())
-			}
+// SeedHealth records the newest backup at the default target as the
+// last success, so that the health (and the alerts on it) survive a
+// restart: in the node's backup dir any backup; at a remote target,
+// which other nodes may share, this node's (by their default names).
+func (m *Manager) SeedHealth(ctx context.Context) {
+	tg := m.opts.Target
+	list, err := m.list(ctx, tg)
+	if err != nil {
+		m.log.Warn("cannot list the backups at the target for the last backup", "target", tg.String(), "err", err)
+		return
+	}
+	local := m.label(tg) == backup.TargetLocal
+	var newest *Info
+	for i := range list {
+		if !local && !m.ownName(list[i].Name) {
+			continue
+		}
+		if newest == nil || list[i].ModifiedAt.After(newest.ModifiedAt) {
+			newest = &list[i]
 		}
 	}
-	for _, n := range removed {
-		m.log.Info("removed the temp file of an unfinished backup", "file", n)
+	if newest != nil {
+		m.opts.Health.Seed(backup.KindNodeBackup, m.label(tg), newest.ModifiedAt, newest.Name, newest.Size)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/archive"
 	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
@@ -289,5 +290,82 @@ func TestRemoveStaleKeepsASwappedOutDataDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(parent, "data.pre-restore-A", config.IdentityFile)); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A backup asked for progress reports 0 first, then more and more bytes,
+// and at the end exactly the bytes of every file in the archive.
+func TestCreateReportsProgressInBytes(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "data"), nil, 0)
+	defer n.st.Close()
+	n.addUsers(t, 0, 50)
+	var got []backup.Progress
+	res, err := n.m.Create(context.Background(), CreateRequest{Progress: func(p backup.Progress) { got = append(got, p) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) < 2 {
+		t.Fatalf("progress reports %+v, want a first and a last at least", got)
+	}
+	if first := got[0]; first.Done != 0 || first.Total <= 0 || first.Phase != "backup" {
+		t.Fatalf("first report %+v, want 0 of a known total in phase backup", first)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i].Done < got[i-1].Done || got[i].Done > got[i].Total || got[i].Bytes != got[i].Done || got[i].BytesTotal != got[i].Total {
+			t.Fatalf("report %d %+v after %+v: bytes must grow and stay within the total", i, got[i], got[i-1])
+		}
+	}
+	f, err := os.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := Verify(f, archive.ReadOptions{}, t.TempDir())
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var archived int64
+	for _, fe := range v.Manifest.Files {
+		archived += fe.Size
+	}
+	if last := got[len(got)-1]; last.Done != archived || last.Total != archived {
+		t.Fatalf("last report %+v, want done = total = %d, the bytes of the archived files", last, archived)
+	}
+}
+
+// CheckCreate refuses what Create would refuse at once, and writes nothing.
+func TestCheckCreateRefusesBeforeWork(t *testing.T) {
+	n := startNode(t, filepath.Join(t.TempDir(), "data"), nil, 0)
+	defer n.st.Close()
+	res, err := n.m.Create(context.Background(), CreateRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := listing(t, n.m.opts.Dir)
+	for _, c := range []struct {
+		req  CreateRequest
+		want error
+	}{
+		{CreateRequest{Name: res.Name}, backup.ErrFileExists},
+		{CreateRequest{Name: "x.tar"}, backup.ErrBadRequest},
+		{CreateRequest{Recipients: []string{"age1nope"}}, backup.ErrBadRequest},
+		{CreateRequest{Recipients: []string{"age1nope"}, Passphrase: "p"}, backup.ErrBadRequest},
+		{CreateRequest{To: "/elsewhere"}, backup.ErrBadRequest}, // this node has no Resolve
+	} {
+		if err := n.m.CheckCreate(context.Background(), c.req); !errors.Is(err, c.want) {
+			t.Errorf("CheckCreate(%+v) = %v, want %v", c.req, err, c.want)
+		}
+	}
+	if err := n.m.CheckCreate(context.Background(), CreateRequest{Name: "fresh.tar.zst"}); err != nil {
+		t.Errorf("CheckCreate of a good request: %v", err)
+	}
+	n.m.mu.Lock() // a backup running
+	err = n.m.CheckCreate(context.Background(), CreateRequest{})
+	n.m.mu.Unlock()
+	if !errors.Is(err, backup.ErrImportInProgress) || !strings.Contains(err.Error(), "another backup") {
+		t.Errorf("CheckCreate while a backup runs: %v", err)
+	}
+	if after := listing(t, n.m.opts.Dir); after != before {
+		t.Errorf("CheckCreate changed the backup dir:\n%s\nthen\n%s", before, after)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/target"
 )
 
@@ -55,7 +56,8 @@ func (m *Manager) RunSchedule(ctx context.Context) {
 		}
 		if err == nil {
 			if err = m.prune(ctx); err != nil {
-				m.opts.Health.Failure(target.KindNodeBackup, m.opts.Target.String(), err)
+				// The backup is written, but the run failed: the target grows.
+				m.opts.Health.Failure(backup.KindNodeBackup, m.label(m.opts.Target), time.Now(), err)
 			}
 		}
 		m.smu.Lock()
@@ -81,7 +83,13 @@ func (m *Manager) setNext(at time.Time) {
 // roost-backup-<this node>-<time>-auto.tar.zst[.age], exactly (node n1
 // does not own n1-b's).
 func (m *Manager) ownScheduled(name string) bool {
-	if !isScheduledName(name) {
+	return isScheduledName(name) && m.ownName(name)
+}
+
+// ownName reports whether name is a default name of this node's
+// backups: roost-backup-<this node>-<time>[-auto].tar.zst[.age].
+func (m *Manager) ownName(name string) bool {
+	if !strings.HasPrefix(name, namePrefix) || !IsBackupName(name) {
 		return false
 	}
 	rest := strings.TrimSuffix(strings.TrimSuffix(name, agedExt), plainExt)

@@ -166,18 +166,35 @@ func (d *Dir) Delete(_ context.Context, name string) error {
 	return nil
 }
 
-// RemovePartial removes the temp files of objects that were being
-// written when the process stopped. Only call it where no other process
-// writes the directory (the node's own backup dir at start).
-func (d *Dir) RemovePartial() []string {
+// RemoveStaleTemps removes, from the directory path, every temp file
+// (TempPrefix…) and those of earlier versions' names: what writes cut
+// off when the process stopped left. It returns their names. Only call
+// it where no other process writes the directory (the node's own backup
+// dir at start: its node backups, exports, uploads and import spools).
+func RemoveStaleTemps(path string) []string {
 	var removed []string
-	ents, _ := os.ReadDir(d.path)
+	ents, _ := os.ReadDir(path)
 	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), TempPrefix) && os.Remove(filepath.Join(d.path, e.Name())) == nil {
+		if e.Type().IsRegular() && isTempName(e.Name()) && os.Remove(filepath.Join(path, e.Name())) == nil {
 			removed = append(removed, e.Name())
 		}
 	}
 	return removed
+}
+
+// isTempName reports whether name is a temp file's: TempPrefix…, or the
+// names earlier versions used (.tmp-backup-…, .tmp-sessions-…,
+// .upload-….tmp, .export-….tmp, .spool-….tmp, .received-….tmp).
+func isTempName(name string) bool {
+	if strings.HasPrefix(name, TempPrefix) || strings.HasPrefix(name, ".tmp-backup-") || strings.HasPrefix(name, ".tmp-sessions-") {
+		return true
+	}
+	for _, p := range []string{".upload-", ".export-", ".spool-", ".received-"} {
+		if strings.HasPrefix(name, p) && strings.HasSuffix(name, ".tmp") {
+			return true
+		}
+	}
+	return false
 }
 
 // AbortIncomplete removes the temp files of unfinished objects whose

@@ -128,14 +128,14 @@ func TestDirTarget(t *testing.T) {
 	if fi.Mode().Perm() != 0o700 {
 		t.Errorf("dir mode %v, want 0700", fi.Mode().Perm())
 	}
-	// A temp file of an interrupted put is not listed, and RemovePartial
-	// removes it.
+	// A temp file of an interrupted put is not listed, and
+	// RemoveStaleTemps removes it.
 	os.WriteFile(filepath.Join(dir, target.TempPrefix+"x-1"), []byte("partial"), 0o600)
 	if got := strings.Join(names(t, tg), ","); got != "b.bin" {
 		t.Fatalf("list = %s", got)
 	}
-	if got := tg.(*target.Dir).RemovePartial(); len(got) != 1 {
-		t.Fatalf("RemovePartial removed %v", got)
+	if got := target.RemoveStaleTemps(dir); len(got) != 1 {
+		t.Fatalf("RemoveStaleTemps removed %v", got)
 	}
 	// AbortIncomplete removes only the temp files of names it owns,
 	// older than the cutoff.
@@ -290,21 +290,5 @@ func TestS3KilledMidUpload(t *testing.T) {
 	t.Logf("aborted the unfinished uploads of %v", aborted)
 	if got := strings.Join(names(t, tg), ","); got != "big2.bin" {
 		t.Fatalf("list = %s", got)
-	}
-}
-
-func TestHealth(t *testing.T) {
-	h := target.NewHealth()
-	h.Ensure(target.KindNodeBackup, "s3://b/p")
-	h.Success(target.KindNodeBackup, "s3://b/p", "x.tar.zst", 10, 1500*time.Millisecond)
-	h.Failure(target.KindNodeBackup, "s3://b/p", errors.New("s3://b/p: put y: AccessDenied"))
-	h.Success(target.KindDataExport, "/var/lib/roost/backup", "e.json.gz", 5, time.Second)
-	s := h.Snapshot()
-	if len(s) != 2 || s[0].Kind != target.KindDataExport || s[1].Successes != 1 || s[1].Failures != 1 ||
-		s[1].LastName != "x.tar.zst" || s[1].LastDurationMS != 1500 || !strings.Contains(s[1].LastError, "AccessDenied") {
-		t.Fatalf("snapshot = %+v", s)
-	}
-	if got := h.Of(target.KindNodeBackup); len(got) != 1 || got[0].Target != "s3://b/p" {
-		t.Fatalf("Of = %+v", got)
 	}
 }

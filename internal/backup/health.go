@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -52,29 +53,48 @@ type TargetStatus struct {
 	Failures    uint64 // since start
 }
 
-// MarshalJSON writes the durations as an interval text ("1h0m0s") and
-// milliseconds, as the rest of the API does.
+// targetStatusJSON is TargetStatus on the wire: the durations as an
+// interval text ("1h0m0s") and milliseconds, as the rest of the API.
+type targetStatusJSON struct {
+	Kind           string    `json:"kind"`
+	Target         string    `json:"target"`
+	Interval       string    `json:"interval,omitempty"`
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastName       string    `json:"last_name,omitempty"`
+	LastSize       int64     `json:"last_size,omitempty"`
+	LastDurationMS int64     `json:"last_duration_ms,omitempty"`
+	LastFailure    time.Time `json:"last_failure,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	Successes      uint64    `json:"successes"`
+	Failures       uint64    `json:"failures"`
+}
+
 func (s TargetStatus) MarshalJSON() ([]byte, error) {
-	type out struct {
-		Kind           string    `json:"kind"`
-		Target         string    `json:"target"`
-		Interval       string    `json:"interval,omitempty"`
-		LastSuccess    time.Time `json:"last_success,omitzero"`
-		LastName       string    `json:"last_name,omitempty"`
-		LastSize       int64     `json:"last_size,omitempty"`
-		LastDurationMS int64     `json:"last_duration_ms,omitempty"`
-		LastFailure    time.Time `json:"last_failure,omitzero"`
-		LastError      string    `json:"last_error,omitempty"`
-		Successes      uint64    `json:"successes"`
-		Failures       uint64    `json:"failures"`
-	}
-	o := out{Kind: s.Kind, Target: s.Target, LastSuccess: s.LastSuccess, LastName: s.LastName, LastSize: s.Size,
+	o := targetStatusJSON{Kind: s.Kind, Target: s.Target, LastSuccess: s.LastSuccess, LastName: s.LastName, LastSize: s.Size,
 		LastDurationMS: s.Duration.Milliseconds(), LastFailure: s.LastFailure, LastError: s.LastError,
 		Successes: s.Successes, Failures: s.Failures}
 	if s.Interval > 0 {
 		o.Interval = s.Interval.String()
 	}
 	return json.Marshal(o)
+}
+
+func (s *TargetStatus) UnmarshalJSON(b []byte) error {
+	var o targetStatusJSON
+	if err := json.Unmarshal(b, &o); err != nil {
+		return err
+	}
+	var iv time.Duration
+	if o.Interval != "" {
+		var err error
+		if iv, err = time.ParseDuration(o.Interval); err != nil {
+			return fmt.Errorf("target status interval: %w", err)
+		}
+	}
+	*s = TargetStatus{Kind: o.Kind, Target: o.Target, Interval: iv, LastSuccess: o.LastSuccess, LastName: o.LastName,
+		Size: o.LastSize, Duration: time.Duration(o.LastDurationMS) * time.Millisecond, LastFailure: o.LastFailure,
+		LastError: o.LastError, Successes: o.Successes, Failures: o.Failures}
+	return nil
 }
 
 // Health keeps the TargetStatus of every (kind, target) of one node, fed

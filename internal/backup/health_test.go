@@ -51,6 +51,10 @@ func TestHealth(t *testing.T) {
 	if string(js) != want {
 		t.Fatalf("JSON\n%s\nwant\n%s", js, want)
 	}
+	var back TargetStatus
+	if err := json.Unmarshal(js, &back); err != nil || back != s[1] {
+		t.Fatalf("JSON round trip: %+v %v, want %+v", back, err, s[1])
+	}
 
 	// A success found at the target at start: kept only if newer, and
 	// counted as none.

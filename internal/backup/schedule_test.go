@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -86,6 +87,39 @@ func TestExportScheduleLeaderOnlyAndRetention(t *testing.T) {
 	}
 	if s := m.ScheduleStatus(); s.LastSuccess.IsZero() || !isScheduledExport(s.LastFile) || s.LastError != "" {
 		t.Fatalf("schedule status: %+v", s)
+	}
+
+	// Followers: with the shared target, a follower's health follows the
+	// leader's scheduled exports there; with its own backup dir, where it
+	// sees none, it shows no schedule while it follows.
+	never := func() bool { return false }
+	sharedHealth, localHealth := NewHealth(), NewHealth()
+	follower := New(Options{Store: st, Dir: filepath.Join(t.TempDir(), "backup"), NodeName: "n2", Version: "test", Logger: quiet,
+		Target: target.NewDir(dir), Health: sharedHealth, ExportInterval: 20 * time.Millisecond, IsLeader: never})
+	local := New(Options{Store: st, Dir: filepath.Join(t.TempDir(), "backup"), NodeName: "n3", Version: "test", Logger: quiet,
+		Health: localHealth, ExportInterval: 20 * time.Millisecond, IsLeader: never})
+	if s := localHealth.Of(KindDataExport); len(s) != 1 || s[0].Target != TargetLocal || s[0].Interval != 20*time.Millisecond {
+		t.Fatalf("before the first tick: %+v", s)
+	}
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	var followers sync.WaitGroup
+	for _, f := range []*Manager{follower, local} {
+		followers.Go(func() { f.RunExportSchedule(ctx2) })
+	}
+	defer func() { cancel2(); followers.Wait() }()
+	newest := scheduled()[1]
+	for {
+		sh, lo := sharedHealth.Of(KindDataExport)[0], localHealth.Of(KindDataExport)[0]
+		if sh.LastName == newest && lo.Interval == 0 {
+			if sh.Successes != 0 || sh.Interval != 20*time.Millisecond || !lo.LastSuccess.IsZero() {
+				t.Fatalf("followers: shared %+v, local %+v", sh, lo)
+			}
+			break
+		}
+		if time.Now().After(deadline.Add(20 * time.Second)) {
+			t.Fatalf("followers: shared %+v (want the leader's %s), local %+v (want interval 0)", sh, newest, lo)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -97,7 +97,10 @@ func TestEMQX4ReimportUnchanged(t *testing.T) {
 	// and records which hash it replaced); the file imported again keeps
 	// that.
 	var a store.Admin
-	st.View(func(tx *store.Tx) (err error) { a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin"); return err })
+	st.View(func(tx *store.Tx) (err error) {
+		a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin")
+		return err
+	})
 	up := a
 	up.PasswordHash, up.UpgradedFrom = "$2a$10$abcdefghijklmnopqrstuu5yQMXgHo8XYnHyXA6ty/YwHnJuGaeIO", authn.LegacyHashPrint(a.PasswordHash)
 	op, err := store.Put(store.TableAdmins, "admin", up)
@@ -108,7 +111,10 @@ func TestEMQX4ReimportUnchanged(t *testing.T) {
 		t.Fatal(err)
 	}
 	allUnchanged("import after the admin's first login", imp(false))
-	st.View(func(tx *store.Tx) (err error) { a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin"); return err })
+	st.View(func(tx *store.Tx) (err error) {
+		a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin")
+		return err
+	})
 	if a.PasswordHash != up.PasswordHash {
 		t.Errorf("the re-import replaced the upgraded hash with %q", a.PasswordHash)
 	}

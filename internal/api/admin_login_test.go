@@ -31,7 +31,10 @@ func TestLoginUpgradesEMQX4Hash(t *testing.T) {
 	e.put(store.TableAdmins, "emqx-admin", imported)
 	stored := func() store.Admin {
 		var a store.Admin
-		e.st.View(func(tx *store.Tx) (err error) { a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "emqx-admin"); return err })
+		e.st.View(func(tx *store.Tx) (err error) {
+			a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "emqx-admin")
+			return err
+		})
 		return a
 	}
 	login := func(pw string) resp {
@@ -120,7 +123,10 @@ func TestStaleInitialAdminPassword(t *testing.T) {
 	}
 	// The same password under another name still works: kept.
 	var a store.Admin
-	e.st.View(func(tx *store.Tx) (err error) { a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin"); return err })
+	e.st.View(func(tx *store.Tx) (err error) {
+		a, _, err = store.Get[store.Admin](tx, store.TableAdmins, "admin")
+		return err
+	})
 	a.Username = "root"
 	e.put(store.TableAdmins, "root", a)
 	if removed, err := RemoveStaleInitialAdminPassword(ctx, e.st, e.dir, "other-name", quietLogger()); err != nil || removed || !exists() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -131,5 +132,31 @@ func TestImportNotesReplacedAdmins(t *testing.T) {
 				t.Errorf("notes %q, want one starting %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// A config override of a key the nodes follow must have a valid value:
+// an import of a bad one is refused (every node would ignore it); other
+// keys are kept as they are.
+func TestImportConfigOverrideValue(t *testing.T) {
+	t.Parallel()
+	st := openStore(t)
+	m := newManager(t, st, "a")
+	over := func(key, value string) Record {
+		return Record{Table: store.TableConfig, Key: key, Value: &store.ConfigOverride{V: 1, Key: key, Value: json.RawMessage(value)}}
+	}
+	_, err := m.Import(context.Background(), ImportRequest{Dataset: &Dataset{Records: []Record{
+		over("authn.user_id_type", `"email"`), over("mqtt.max_inflight", `5`)}}})
+	var ve *ValidationError
+	if !errors.As(err, &ve) || ve.Report.ProblemCount != 1 {
+		t.Fatalf("err %v, want one problem", err)
+	}
+	if p := ve.Report.Problems[0]; p.Table != "config" || p.Record != 1 || p.Field != "value" || !strings.Contains(p.Msg, `expected one of username|clientid|both, got "email"`) {
+		t.Errorf("problem %+v", p)
+	}
+	rep, err := m.Import(context.Background(), ImportRequest{Dataset: &Dataset{Records: []Record{
+		over("authn.user_id_type", `"both"`), over("mqtt.max_inflight", `5`)}}})
+	if err != nil || tableOf(rep, "config").Added != 2 {
+		t.Fatalf("valid overrides: %v %+v", err, rep)
 	}
 }

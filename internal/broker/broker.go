@@ -289,10 +289,10 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	b.bans.added = func(bans []*store.Ban) { go b.banned.kick(bans) }
 
 	b.mirrors = []*mirror{
-		newMirror(b.st, store.TableConfig, b.log, b.idType.apply, b.idType.load),
 		newMirror(b.st, store.TableACL, b.log, b.acl.apply, b.acl.load),
 		newMirror(b.st, store.TableBanned, b.log, b.bans.apply, b.bans.load),
 		newMirror(b.st, store.TableRetained, b.log, b.retained.apply, b.retained.load),
+		newMirror(b.st, store.TableConfig, b.log, b.idType.apply, b.idType.load), // authn.user_id_type
 	}
 	for _, m := range b.mirrors {
 		if err := ctx.Err(); err != nil {

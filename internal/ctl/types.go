@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/roostmq/roost/internal/backup/nodebackup"
@@ -30,6 +31,24 @@ type Status struct {
 	Listeners     []Listener `json:"listeners"`
 	// Backups is the state of the scheduled node backups.
 	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
+	// Authn is the node's authentication setting in force.
+	Authn *AuthnStatus `json:"authn,omitempty"`
+}
+
+// AuthnStatus is how a node authenticates MQTT clients now.
+type AuthnStatus struct {
+	Enabled    bool   `json:"enabled"`
+	UserIDType string `json:"user_id_type"`
+	Source     string `json:"source"` // config | cluster override
+	NodeConfig string `json:"node_config"`
+}
+
+// ConfigOverride is a cluster config override (the config table).
+type ConfigOverride struct {
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	UpdatedAt time.Time       `json:"updated_at,omitzero"`
+	Followed  bool            `json:"followed"`
 }
 
 // RaftStatus is a node's view of the replicated store.

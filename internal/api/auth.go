@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/roostmq/roost/internal/broker/authn"
 	"github.com/roostmq/roost/internal/store"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -104,6 +105,15 @@ func (s *Server) authCaller(r *http.Request) (*Caller, error) {
 	return nil, unauthorized("unsupported authorization scheme %q (use Basic with an API key, or Bearer)", scheme)
 }
 
+// basicAuthHint ends the answer to every refused basic auth, since an
+// admin's name and password are what people try there first. It is the
+// same whether or not the name is an admin's (nor does the refusal take
+// longer), so it tells nobody which admin names exist; and basic auth
+// never checks admin passwords, which would cost a bcrypt computation
+// per request.
+const basicAuthHint = "HTTP basic auth takes an API key (NAME:SECRET, made with POST /api/v1/api_keys); " +
+	"admins log in with POST /api/v1/login and send the token it returns as \"Authorization: Bearer TOKEN\""
+
 // API key secrets are stored as hex sha256(salt || secret), where salt
 // is the 16 random bytes whose hex form is APIKey.Salt.
 
@@ -145,7 +155,7 @@ func (s *Server) checkAPIKey(name, secret string) (*Caller, error) {
 	}
 	got := hashAPIKeySecret(salt, secret)
 	if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 || !ok {
-		return nil, unauthorized("invalid API key or secret")
+		return nil, unauthorized("invalid API key or secret; %s", basicAuthHint)
 	}
 	if !k.Enabled {
 		return nil, unauthorized("API key %q is disabled", name)
@@ -233,10 +243,6 @@ type LoginResponse struct {
 	Role      string    `json:"role"`
 }
 
-// dummyBcrypt keeps a login with an unknown username as slow as one with
-// a known one: a cost-10 bcrypt hash of a password nobody uses.
-const dummyBcrypt = "$2a$10$Ev8cmx7y5UUNWt.QRPJeIetZwH/n6C5tJKPgpEM4RqOnVeHA6o/tu"
-
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	var in LoginRequest
 	if err := decode(w, r, maxBody, &in); err != nil {
@@ -258,13 +264,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}); err != nil {
 		return err
 	}
-	hash := []byte(dummyBcrypt)
+	hash := authn.DummyAdminHash // an unknown admin costs the same bcrypt as a known one
 	if found {
-		hash = []byte(a.PasswordHash)
+		hash = a.PasswordHash
 	}
-	if bcrypt.CompareHashAndPassword(hash, []byte(in.Password)) != nil || !found {
+	if !authn.VerifyAdmin(hash, in.Password) || !found {
 		s.log.Warn("api: failed admin login", "username", in.Username, "remote", r.RemoteAddr)
 		return unauthorized("wrong username or password")
+	}
+	if authn.LegacyAdminHash(a.PasswordHash) {
+		a = s.upgradeAdminHash(r.Context(), a, in.Password)
 	}
 	exp := time.Now().Add(s.opts.TokenTTL).Truncate(time.Second)
 	tok := s.signToken(tokenClaims{User: a.Username, Expires: exp.Unix(), PWPrint: passwordPrint(a.PasswordHash)})
@@ -274,6 +283,33 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, LoginResponse{Token: tok, ExpiresAt: exp.UTC(), Username: a.Username, Role: role})
 	return nil
+}
+
+// upgradeAdminHash replaces an admin's imported EMQX 4 hash (salted
+// md5) with bcrypt of the password that just logged in, through the
+// store, so every node has it. It returns the admin as stored; when the
+// write fails the login goes on with the old hash (the next login tries
+// again).
+func (s *Server) upgradeAdminHash(ctx context.Context, a store.Admin, password string) store.Admin {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		s.log.Warn("api: cannot re-hash an imported admin password; it stays EMQX 4 md5 until the next login", "username", a.Username, "err", err)
+		return a
+	}
+	next := a
+	next.PasswordHash, next.UpgradedFrom = string(h), authn.LegacyHashPrint(a.PasswordHash)
+	op, err := store.Put(store.TableAdmins, a.Username, next)
+	if err == nil {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, err = s.st.Apply(wctx, op)
+		cancel()
+	}
+	if err != nil {
+		s.log.Warn("api: cannot store the re-hashed password of an imported admin; it stays EMQX 4 md5 until the next login", "username", a.Username, "err", err)
+		return a
+	}
+	s.log.Info("api: imported EMQX 4 admin password re-hashed with bcrypt at its first login", "username", a.Username)
+	return next
 }
 
 // InitialAdminPasswordFile is the file in the data dir that holds the

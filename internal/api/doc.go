@@ -12,14 +12,17 @@
 //
 //   - API key: HTTP basic auth NAME:SECRET. The secret is shown once, at
 //     creation; the store keeps hex sha256(salt || secret). Disabled or
-//     expired keys get 401. Keys act as administrators.
+//     expired keys get 401. Keys act as administrators. Basic auth never
+//     checks admin passwords; its refusal says how admins log in.
 //   - Admin: POST /api/v1/login {"username","password"} returns
 //     {"token","expires_at","username","role"}; send "Authorization:
 //     Bearer TOKEN". Tokens are HMAC-SHA256 signed with Options.TokenKey
 //     (random per process when nil: tokens then die with the process and
 //     hold only on the node that issued them), expire after
 //     Options.TokenTTL (1h), and are revoked when the admin is deleted or
-//     changes password. Role "viewer" may only GET.
+//     changes password. Role "viewer" may only GET. An admin imported from
+//     EMQX 4 logs in with its EMQX password (salted md5), re-hashed to
+//     bcrypt at the first login.
 //
 // # Conventions
 //
@@ -39,7 +42,7 @@
 // # Routes
 //
 //	POST   /api/v1/login                      admin login → bearer token
-//	GET    /api/v1/status                     node identity, uptime, raft, listeners
+//	GET    /api/v1/status                     node identity, uptime, raft, listeners, authn in force
 //	GET    /api/v1/metrics                    connections, subscriptions, messages, retained count
 //	GET    /metrics                           Prometheus text format (Options.Prometheus, internal/metrics);
 //	                                          open to anyone when Options.PublicMetrics (api.metrics_auth = false)
@@ -61,6 +64,8 @@
 //	GET    /api/v1/api_keys
 //	POST   /api/v1/api_keys                   {name, desc, expires_at, enabled} → with "secret", once
 //	GET|PUT|DELETE /api/v1/api_keys/{name}    PUT {desc?, enabled?, expires_at? ("never")}
+//	GET    /api/v1/config/overrides           cluster config overrides (config.go)
+//	GET|PUT|DELETE /api/v1/config/overrides/{key}  PUT {value}: keys the nodes follow only
 //	POST   /api/v1/data/export                {filename?, tables?, include?} → file in the backup dir (data.go)
 //	GET    /api/v1/data/files                 files of the backup dir
 //	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)

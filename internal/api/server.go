@@ -35,6 +35,10 @@ type Options struct {
 	// UserIDType is the user kind when a request names none
 	// (authn.user_id_type): username (default) or clientid.
 	UserIDType string
+	// DefaultUserKind, when set, gives that kind instead of UserIDType,
+	// at each request (the broker's, which follows the cluster config
+	// override of authn.user_id_type).
+	DefaultUserKind func() string
 	// TokenKey signs admin bearer tokens (HMAC-SHA256). Nil: a random key
 	// made by New, so tokens die with the process and hold only on the
 	// node that issued them. Give every node the same key (for example
@@ -72,7 +76,7 @@ func New(opts Options) *Server {
 	if opts.HashParams.Algorithm == "" {
 		opts.HashParams.Algorithm = "sha256"
 	}
-	if opts.UserIDType == "" {
+	if opts.UserIDType == "" || opts.UserIDType == "both" { // both: users by name by default
 		opts.UserIDType = store.KindUsername
 	}
 	if opts.TokenTTL <= 0 {
@@ -85,6 +89,7 @@ func New(opts Options) *Server {
 		rand.Read(s.tokenKey)
 	}
 	s.routes()
+	s.configRoutes()
 	s.clusterRoutes()
 	s.router = s.jsonFallback(s.mux)
 	if d, err := dashboard.New(); err != nil {

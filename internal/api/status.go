@@ -32,6 +32,23 @@ type Status struct {
 	// target: last success, last failure and why, duration, size (as
 	// /metrics shows it).
 	Targets []backup.TargetStatus `json:"targets,omitempty"`
+	// Authn is how the node authenticates MQTT clients now.
+	Authn *AuthnStatus `json:"authn,omitempty"`
+}
+
+// AuthnStatus is the node's authentication setting in force.
+type AuthnStatus struct {
+	Enabled bool `json:"enabled"`
+	// UserIDType is what a CONNECT is authenticated by: username,
+	// clientid or both.
+	UserIDType string `json:"user_id_type"`
+	// Source says where UserIDType comes from: "config" (the node's
+	// authn.user_id_type) or "cluster override" (the config table's
+	// authn.user_id_type, which every node follows; remove it with
+	// DELETE /api/v1/config/overrides/authn.user_id_type).
+	Source string `json:"source"`
+	// NodeConfig is the node's own authn.user_id_type.
+	NodeConfig string `json:"node_config"`
 }
 
 // RaftStatus is the node's view of the replicated store.

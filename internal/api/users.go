@@ -62,7 +62,7 @@ func validID(field, id string) error {
 
 func (s *Server) checkUserInput(in *UserInput, item string) error {
 	if in.Kind == "" {
-		in.Kind = s.opts.UserIDType
+		in.Kind = s.defaultUserKind()
 	}
 	if err := requireKind(item+"kind", in.Kind, store.KindUsername, store.KindClientID); err != nil {
 		return err
@@ -234,11 +234,19 @@ func (s *Server) hashAll(in []UserInput) ([]store.User, error) {
 	return out, nil
 }
 
+// defaultUserKind is the kind of a user a request names no kind for.
+func (s *Server) defaultUserKind() string {
+	if s.opts.DefaultUserKind != nil {
+		return s.opts.DefaultUserKind()
+	}
+	return s.opts.UserIDType
+}
+
 // userKeyOf reads {kind}/{id} from the path; without {kind}, the default.
 func (s *Server) userKeyOf(r *http.Request) (kind, id string, err error) {
 	kind, id = r.PathValue("kind"), r.PathValue("id")
 	if kind == "" {
-		kind = s.opts.UserIDType
+		kind = s.defaultUserKind()
 	}
 	if kind != store.KindUsername && kind != store.KindClientID {
 		return "", "", notFound("no user kind %q (username or clientid)", kind)

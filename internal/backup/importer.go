@@ -169,7 +169,7 @@ func (m *Manager) openSource(req *ImportRequest, rep *ImportReport) (source, err
 			f = "dataset"
 		}
 		rep.Format = f
-		return &datasetSource{ds: req.Dataset, format: f, lock: lockedKeys(req.Dataset)}, nil
+		return &datasetSource{ds: req.Dataset, format: f, settlers: settlersOf(req.Dataset)}, nil
 	}
 	if req.Received != nil {
 		return m.fileSource(req.Received.path, req.ImportOptions, rep)
@@ -319,7 +319,7 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	pipe := newPipeline(p)
 	prog := newProgress(req.Progress, "validate")
 	var seen int64
-	var lockNotes []string
+	admins := &adminChanges{}
 	info, err := scanChecked(ctx, src, p, func(table string, num int, raw []byte, c checked) error {
 		key, val, rule, ok := pipe.accept(table, num, raw, c)
 		seen++
@@ -330,22 +330,20 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 		if !ok || !p.empty() || !selected(table) {
 			return nil // after a problem, only validation goes on
 		}
-		if why := src.locked(table, key); why != "" {
-			// A locked admin (nobody can log in as it) never replaces an
-			// existing one of the same name: that could lock every
-			// administrator out (the initial "admin" of a new cluster).
-			// Merge leaves the existing one alone; replace keeps it.
-			cur, err := m.current(table, key)
-			if err != nil {
+		var cur []byte
+		if settle := src.settle(table, key); settle != nil || table == store.TableAdmins {
+			var err error
+			if cur, err = m.current(table, key); err != nil {
 				return err
 			}
-			if cur != nil {
-				lockNotes = append(lockNotes, fmt.Sprintf("%s: kept existing admin %q: the imported one %s", table, key, why))
-				if !req.Replace {
-					return nil
+			if v := settleValue(settle, cur); v != nil {
+				if val, err = marshalRecord(v); err != nil {
+					return fmt.Errorf("%s %q: %w", table, key, err)
 				}
-				val = cur
 			}
+		}
+		if table == store.TableAdmins {
+			admins.add(key, cur, val)
 		}
 		if sp != nil {
 			if err := sp.add(table, key, val); err != nil {
@@ -367,7 +365,15 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	if err := plan.finish(); err != nil {
 		return nil, fmt.Errorf("import: %w", err)
 	}
-	rep.Notes = append(rep.Notes, lockNotes...)
+	if selected(store.TableAdmins) && slices.Contains(info.Sections, store.TableAdmins) {
+		note, err := admins.note(m.st, req.Replace, req.DryRun)
+		if err != nil {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+		if note != "" {
+			rep.Notes = append(rep.Notes, note)
+		}
+	}
 
 	// What is imported: the tables the input holds, as selected.
 	counts := map[string]int{}
@@ -477,6 +483,90 @@ func (m *Manager) Import(ctx context.Context, req ImportRequest) (*ImportReport,
 	m.log.Info("import: committed", "stage", id, "file", rep.File, "format", rep.Format, "mode", mode,
 		"records", rep.Records, "raft_index", cr.Index, "duration", d.Round(time.Millisecond))
 	return rep, nil
+}
+
+func settleValue(settle func([]byte) any, cur []byte) any {
+	if settle == nil || cur == nil {
+		return nil
+	}
+	return settle(cur)
+}
+
+// adminChanges collects the existing admins an import changes, to say in
+// the report that their old passwords stop working (the initial admin's,
+// in <data_dir>/initial-admin-password, most of all).
+type adminChanges struct {
+	seen    map[string]bool
+	changed []string
+}
+
+func (a *adminChanges) add(key string, cur, val []byte) {
+	if a.seen == nil {
+		a.seen = map[string]bool{}
+	}
+	a.seen[key] = true
+	if cur != nil && !bytes.Equal(cur, val) {
+		a.changed = append(a.changed, key)
+	}
+}
+
+// note is the report's note on the admins the import replaces or (with
+// replace) removes; "" when it leaves every existing admin as it is.
+func (a *adminChanges) note(st *store.Store, replace, dryRun bool) (string, error) {
+	var removed []string
+	if replace {
+		err := st.View(func(tx *store.Tx) error {
+			return tx.ForEach(store.TableAdmins, func(k string, _ []byte) error {
+				if !a.seen[k] {
+					removed = append(removed, k)
+				}
+				return nil
+			})
+		})
+		if err != nil {
+			return "", fmt.Errorf("read admins: %w", err)
+		}
+	}
+	if len(a.changed) == 0 && len(removed) == 0 {
+		return "", nil
+	}
+	verb := func(past, future string) string {
+		if dryRun {
+			return future
+		}
+		return past
+	}
+	var parts []string
+	if len(a.changed) > 0 {
+		parts = append(parts, verb("replaced", "would replace")+" "+plural(len(a.changed), "existing admin")+" ("+quoted(a.changed)+")")
+	}
+	if len(removed) > 0 {
+		parts = append(parts, verb("removed", "would remove")+" "+plural(len(removed), "admin")+" ("+quoted(removed)+")")
+	}
+	return fmt.Sprintf("admins: the import %s: their old passwords %s, including the initial admin's in "+
+		"<data_dir>/%s of the node that created the cluster (that node removes the file once it no longer works); "+
+		"log in with the imported admins' own passwords",
+		strings.Join(parts, " and "), verb("no longer work", "would no longer work"),
+		"initial-admin-password"), nil // api.InitialAdminPasswordFile (api imports this package)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+func quoted(names []string) string {
+	q := make([]string, 0, min(len(names), 11))
+	for i, n := range names {
+		if i == 10 {
+			q = append(q, fmt.Sprintf("and %d more", len(names)-10))
+			break
+		}
+		q = append(q, fmt.Sprintf("%q", n))
+	}
+	return strings.Join(q, ", ")
 }
 
 // current returns the stored value of table's record under key, nil when

@@ -42,12 +42,14 @@ type Record struct {
 	Table string
 	Key   string
 	Value any
-	// Locked, for an admin, says why nobody can log in as the imported
-	// one (its password could not be converted, e.g. EMQX 4's salted md5);
-	// empty: not locked. The importer never lets a locked admin replace an
-	// existing admin of the same name: it keeps the existing one and says
-	// so in the report.
-	Locked string
+	// Settle, when set, is given the stored record under the same key
+	// (when there is one) before the record is planned and staged, and
+	// returns the value to import instead of Value, or nil for Value. It
+	// is for records whose encoding is not a function of the input: an
+	// API key secret hashed with a fresh random salt keeps the stored
+	// salt when the stored hash already verifies the same secret, so that
+	// importing the same file again changes nothing.
+	Settle func(current []byte) any
 }
 
 // Dataset is what a foreign-format reader produces: records per table in

@@ -60,38 +60,39 @@ type source interface {
 	scan(ctx context.Context, p *problems, fn recordFunc) (*sourceInfo, error)
 	// position is how far the current scan has read, of how much (bytes).
 	position() (done, total int64)
-	// locked says why the record of table under key cannot be used to
-	// log in (Record.Locked); "" for an ordinary record. Call it only
-	// for records scan has passed on.
-	locked(table, key string) string
+	// settle returns the Record.Settle of the record of table under
+	// key, or nil. Call it only for records scan has passed on.
+	settle(table, key string) func([]byte) any
 }
 
-// lockedKeys indexes the locked records of a Dataset by table and key.
-func lockedKeys(ds *Dataset) map[[2]string]string {
-	var m map[[2]string]string
+type settlers map[[2]string]func([]byte) any
+
+// settlersOf indexes the Settle functions of a Dataset by table and key.
+func settlersOf(ds *Dataset) settlers {
+	var m settlers
 	for _, r := range ds.Records {
-		if r.Locked == "" {
+		if r.Settle == nil {
 			continue
 		}
 		if m == nil {
-			m = map[[2]string]string{}
+			m = settlers{}
 		}
-		m[[2]string{r.Table, r.Key}] = r.Locked
+		m[[2]string{r.Table, r.Key}] = r.Settle
 	}
 	return m
 }
 
 // fileSource is an import file in the backup dir.
 type fileSource struct {
-	path    string
-	format  string // roost | emqx4 | mosquitto-dynsec (auto resolved)
-	foreign ForeignReader
-	fopts   ForeignOptions
-	ds      *Dataset // a foreign file, read once
-	dsLock  map[[2]string]string
-	dsErr   string
-	cr      atomic.Pointer[countingReader]
-	size    atomic.Int64
+	path     string
+	format   string // roost | emqx4 | mosquitto-dynsec (auto resolved)
+	foreign  ForeignReader
+	fopts    ForeignOptions
+	ds       *Dataset // a foreign file, read once
+	dsSettle settlers
+	dsErr    string
+	cr       atomic.Pointer[countingReader]
+	size     atomic.Int64
 }
 
 func (s *fileSource) position() (int64, int64) {
@@ -137,14 +138,14 @@ func (s *fileSource) scan(ctx context.Context, p *problems, fn recordFunc) (*sou
 			}
 			s.ds = ds
 			if ds != nil {
-				s.dsLock = lockedKeys(ds)
+				s.dsSettle = settlersOf(ds)
 			}
 		}
 		if s.dsErr != "" {
 			p.stop("%s", s.dsErr)
 			return &sourceInfo{Format: s.format}, nil
 		}
-		ds := &datasetSource{ds: s.ds, format: s.format, lock: s.dsLock}
+		ds := &datasetSource{ds: s.ds, format: s.format, settlers: s.dsSettle}
 		return ds.scan(ctx, p, fn)
 	}
 	r, done, err := s.open()
@@ -166,20 +167,24 @@ func (s *fileSource) scan(ctx context.Context, p *problems, fn recordFunc) (*sou
 	return si, nil
 }
 
-// locked is set only for a foreign file: a roost-export holds no
-// locked records. (s.dsLock is written before scan passes on the first
-// record, so a caller of locked sees it.)
-func (s *fileSource) locked(table, key string) string { return s.dsLock[[2]string{table, key}] }
+// settle is set only for a foreign file: the records of a roost-export
+// are imported as they are. (s.dsSettle is written before scan passes on
+// the first record, so a caller of settle sees it.)
+func (s *fileSource) settle(table, key string) func([]byte) any {
+	return s.dsSettle[[2]string{table, key}]
+}
 
 // datasetSource is the records of a foreign reader.
 type datasetSource struct {
-	ds     *Dataset
-	format string
-	lock   map[[2]string]string // lockedKeys(ds)
-	done   atomic.Int64
+	ds       *Dataset
+	format   string
+	settlers settlers // settlersOf(ds)
+	done     atomic.Int64
 }
 
-func (s *datasetSource) locked(table, key string) string { return s.lock[[2]string{table, key}] }
+func (s *datasetSource) settle(table, key string) func([]byte) any {
+	return s.settlers[[2]string{table, key}]
+}
 
 func (s *datasetSource) position() (int64, int64) { return s.done.Load(), int64(len(s.ds.Records)) }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -270,8 +271,8 @@ func checkRecord(table string, num int, raw []byte, p *problems) (c checked, ok 
 		checkID(fail, "username", a.Username)
 		if a.PasswordHash == "" {
 			fail("password_hash", "required (a bcrypt hash)")
-		} else if _, err := bcrypt.Cost([]byte(a.PasswordHash)); err != nil {
-			fail("password_hash", "not a bcrypt hash: %v", err)
+		} else if err := authn.CheckAdminHash(a.PasswordHash); err != nil {
+			fail("password_hash", "%v", err)
 		}
 		oneOf(fail, "role", a.Role, "administrator", "viewer")
 		c.key = a.Username
@@ -286,6 +287,12 @@ func checkRecord(table string, num int, raw []byte, p *problems) (c checked, ok 
 		}
 		if len(o.Value) == 0 {
 			fail("value", "required")
+		} else if _, followed := config.RuntimeOverrides[o.Key]; followed {
+			// The nodes act on this key: a bad value would be ignored
+			// with a warning on every node, so it is refused here.
+			if _, err := config.ParseOverride(o.Key, o.Value); err != nil {
+				fail("value", "%v", err)
+			}
 		}
 		c.key = o.Key
 	default:

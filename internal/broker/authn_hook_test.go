@@ -1,9 +1,12 @@
 package broker
 
 import (
+	"encoding/json"
+	"strconv"
 	"testing"
 
 	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -110,4 +113,113 @@ func TestAuthnDisabled(t *testing.T) {
 	mustV5(t, n.tcp(), "anyone", "", "").close()
 	mustV5(t, n.tcp(), "someone", "who", "ever").close()
 	mustV3(t, n.tcp(), "anyone3", "", "").c.Disconnect(0)
+}
+
+// With user_id_type both, a CONNECT is admitted as EMQX 4.3/4.4's
+// emqx_auth_mnesia admits it: when the client id's record or the user
+// name's matches the password. A client id record with another password
+// does not stop the user name's from admitting the client.
+func TestAuthnBoth(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), func(o *Options) { o.AuthnUserIDType = UserIDBoth })
+	p := authn.HashParams{Algorithm: "sha256"}
+	n.addUser(store.KindClientID, "dev-1", "client-secret", p, false)
+	n.addUser(store.KindUsername, "alice", "user-secret", p, false)
+	for _, c := range []struct {
+		name, clientID, user, pass string
+		ok                         bool
+	}{
+		{"client id record", "dev-1", "whoever", "client-secret", true},
+		{"client id record, no user name", "dev-1", "", "client-secret", true},
+		{"user name record", "other", "alice", "user-secret", true},
+		{"both records, the user name's matches", "dev-1", "alice", "user-secret", true},
+		{"both records, the client id's matches", "dev-1", "alice", "client-secret", true},
+		{"both records, neither matches", "dev-1", "alice", "wrong", false},
+		{"client id record, wrong password", "dev-1", "bob", "user-secret", false},
+		{"user name record, wrong password", "other", "alice", "client-secret", false},
+		{"no record", "other", "bob", "user-secret", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl, ca, err := dialV5(t, n.tcp(), c.clientID, v5Opts{user: c.user, pass: c.pass, noCreds: c.user == "" && c.pass == "", clean: true})
+			if c.ok {
+				if err != nil {
+					t.Fatalf("refused: %v %+v", err, ca)
+				}
+				cl.close()
+				return
+			}
+			if err == nil || ca == nil || ca.ReasonCode != 0x86 {
+				t.Fatalf("err %v connack %+v, want reason 0x86", err, ca)
+			}
+		})
+	}
+	if v, override := n.b.UserIDType(); v != UserIDBoth || override {
+		t.Errorf("UserIDType %q override %v, want both from the options", v, override)
+	}
+	if k := n.b.DefaultUserKind(); k != store.KindUsername {
+		t.Errorf("default user kind %q under both, want username", k)
+	}
+}
+
+// The cluster config override authn.user_id_type (config table) takes
+// precedence over the broker's option while it exists, and is followed
+// live: put, changed, deleted, cleared, and ignored when invalid.
+func TestAuthnUserIDTypeOverride(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, t.TempDir(), nil) // username
+	p := authn.HashParams{Algorithm: "sha256"}
+	n.addUser(store.KindClientID, "dev-1", "client-secret", p, false)
+	n.addUser(store.KindUsername, "alice", "user-secret", p, false)
+	byClientID := func() bool {
+		cl, _, err := dialV5(t, n.tcp(), "dev-1", v5Opts{user: "x", pass: "client-secret", clean: true})
+		if err == nil {
+			cl.close()
+		}
+		return err == nil
+	}
+	byUsername := func() bool {
+		cl, _, err := dialV5(t, n.tcp(), "c-alice", v5Opts{user: "alice", pass: "user-secret", clean: true})
+		if err == nil {
+			cl.close()
+		}
+		return err == nil
+	}
+	override := func(v string) store.Op {
+		return mustOp(t)(store.Put(store.TableConfig, config.OverrideUserIDType,
+			store.ConfigOverride{V: 1, Key: config.OverrideUserIDType, Value: json.RawMessage(strconv.Quote(v))}))
+	}
+	check := func(what, want string, wantOverride, cid, user bool) {
+		t.Helper()
+		// The store notifies the broker before Apply returns on this
+		// node: no waiting.
+		if v, o := n.b.UserIDType(); v != want || o != wantOverride {
+			t.Errorf("%s: UserIDType %q override %v, want %q %v", what, v, o, want, wantOverride)
+		}
+		if got := byClientID(); got != cid {
+			t.Errorf("%s: client id user admitted %v, want %v", what, got, cid)
+		}
+		if got := byUsername(); got != user {
+			t.Errorf("%s: user name user admitted %v, want %v", what, got, user)
+		}
+	}
+	check("no override", "username", false, false, true)
+	n.apply(override("both"))
+	check("override both", "both", true, true, true)
+	n.apply(override("clientid"))
+	check("override clientid", "clientid", true, true, false)
+	if k := n.b.DefaultUserKind(); k != store.KindClientID {
+		t.Errorf("default user kind %q under clientid", k)
+	}
+	n.apply(override("email"))
+	check("invalid override", "username", false, false, true)
+	n.apply(override("both"))
+	n.apply(store.Delete(store.TableConfig, config.OverrideUserIDType))
+	check("override deleted", "username", false, false, true)
+	n.apply(override("both"))
+	n.apply(store.Clear(store.TableConfig))
+	check("config table cleared", "username", false, false, true)
+	// The override survives a restart (read at start).
+	n.apply(override("both"))
+	n.restart()
+	check("after a restart", "both", true, true, true)
 }

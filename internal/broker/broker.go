@@ -28,6 +28,9 @@ import (
 const (
 	UserIDUsername = "username"
 	UserIDClientID = "clientid"
+	// UserIDBoth authenticates as EMQX 4's built-in database did: by the
+	// client id's record or the user name's, whichever matches.
+	UserIDBoth = "both"
 )
 
 // Options configure a Broker. Zero values take the documented defaults.
@@ -44,8 +47,10 @@ type Options struct {
 	// AuthnEnable turns authentication on; off, every client is accepted
 	// (and a warning is logged at start).
 	AuthnEnable bool
-	// AuthnUserIDType is what identifies a user: "username" (default) or
-	// "clientid".
+	// AuthnUserIDType is what identifies a user: "username" (default),
+	// "clientid" or "both" (either record admits the client). A cluster
+	// config override of authn.user_id_type (the config table) takes
+	// precedence while it exists.
 	AuthnUserIDType string
 	// AuthzNoMatch decides when no ACL rule matches: "allow" (default) or
 	// "deny".
@@ -125,9 +130,9 @@ func (o *Options) setDefaults() error {
 	switch o.AuthnUserIDType {
 	case "":
 		o.AuthnUserIDType = UserIDUsername
-	case UserIDUsername, UserIDClientID:
+	case UserIDUsername, UserIDClientID, UserIDBoth:
 	default:
-		return fmt.Errorf("broker: authn user id type %q: want username or clientid", o.AuthnUserIDType)
+		return fmt.Errorf("broker: authn user id type %q: want username, clientid or both", o.AuthnUserIDType)
 	}
 	switch o.AuthzNoMatch {
 	case "":
@@ -178,6 +183,7 @@ type Broker struct {
 
 	listeners []*listener
 	users     *userCache
+	idType    *userIDType
 	acl       *aclSet
 	bans      *banSet
 	retained  *retainedSync
@@ -221,6 +227,7 @@ func New(opts Options) (*Broker, error) {
 	// the caller's logger (not from log, which already has one).
 	log := opts.Logger.With("component", "broker")
 	b := &Broker{opts: opts, log: log, st: opts.Store}
+	b.idType = newUserIDType(opts.AuthnUserIDType, log.With("component", "authn"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	for _, lo := range opts.Listeners {
@@ -289,6 +296,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		newMirror(b.st, store.TableACL, b.log, b.acl.apply, b.acl.load),
 		newMirror(b.st, store.TableBanned, b.log, b.bans.apply, b.bans.load),
 		newMirror(b.st, store.TableRetained, b.log, b.retained.apply, b.retained.load),
+		newMirror(b.st, store.TableConfig, b.log, b.idType.apply, b.idType.load), // authn.user_id_type
 	}
 	for _, m := range b.mirrors {
 		if err := ctx.Err(); err != nil {
@@ -316,8 +324,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 	hooks := []mqtt.Hook{
 		&b.qos, // first: counts every packet mochi counts, before any hook refuses one
 		b.banned,
-		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable,
-			idByClID: b.opts.AuthnUserIDType == UserIDClientID},
+		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable, idType: b.idType},
 		&authzHook{acl: b.acl},
 		b.retained,
 		// Before routing, which delivers the messages of a session moved
@@ -475,6 +482,21 @@ func (b *Broker) WriteSessionsTo(w io.Writer) (int64, error) {
 		return n, fmt.Errorf("broker: copy sessions db: %w", err)
 	}
 	return n, nil
+}
+
+// UserIDType is what authenticates a CONNECT now: username, clientid or
+// both. override says it is the cluster's config override
+// (authn.user_id_type in the config table) rather than the node's
+// config (Options.AuthnUserIDType).
+func (b *Broker) UserIDType() (value string, override bool) { return b.idType.get() }
+
+// DefaultUserKind is the kind of a user created without one (the API,
+// roost ctl users): the user id type, or username when it is both.
+func (b *Broker) DefaultUserKind() string {
+	if v, _ := b.idType.get(); v == UserIDClientID {
+		return store.KindClientID
+	}
+	return store.KindUsername
 }
 
 // Addrs returns the bound address of each listener by name (the actual

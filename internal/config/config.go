@@ -135,7 +135,7 @@ type AuthnConfig struct {
 	Enable       bool   `toml:"enable"`        // default true
 	PasswordHash string `toml:"password_hash"` // algorithm for new users: plain | sha256 | sha512 | pbkdf2 | bcrypt (default sha256)
 	SaltPosition string `toml:"salt_position"` // prefix | suffix | disable (default prefix)
-	UserIDType   string `toml:"user_id_type"`  // username | clientid (default username)
+	UserIDType   string `toml:"user_id_type"`  // username | clientid | both (default username)
 }
 
 type AuthzConfig struct {

@@ -341,7 +341,7 @@ func TestFileErrors(t *testing.T) {
 		{"port clash", "listeners.ws.default.bind = \"127.0.0.1:1883\"\n", []string{"listeners.ws.default.bind", "clashes with listeners.tcp.default.bind"}},
 		{"password_hash", "authn.password_hash = \"md5\"\n", []string{"authn.password_hash: expected one of plain|sha256|sha512|pbkdf2|bcrypt, got \"md5\""}},
 		{"salt_position", "authn.salt_position = \"middle\"\n", []string{"authn.salt_position: expected one of prefix|suffix|disable"}},
-		{"user_id_type", "authn.user_id_type = \"email\"\n", []string{"authn.user_id_type: expected one of username|clientid"}},
+		{"user_id_type", "authn.user_id_type = \"email\"\n", []string{"authn.user_id_type: expected one of username|clientid|both"}},
 		{"no_match", "authz.no_match = \"ignore\"\n", []string{"authz.no_match: expected one of allow|deny"}},
 		{"log level", "log.level = \"verbose\"\n", []string{"log.level: expected one of debug|info|warn|error"}},
 		{"ssl without cert", "listeners.ssl.default.enable = true\n", []string{"listeners.ssl.default.certfile: must be set", "listeners.ssl.default.keyfile: must be set"}},

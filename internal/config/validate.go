@@ -16,7 +16,7 @@ import (
 var (
 	PasswordHashes = []string{"plain", "sha256", "sha512", "pbkdf2", "bcrypt"}
 	SaltPositions  = []string{"prefix", "suffix", "disable"}
-	UserIDTypes    = []string{"username", "clientid"}
+	UserIDTypes    = []string{"username", "clientid", "both"}
 	NoMatchActions = []string{"allow", "deny"}
 	LogLevels      = []string{"debug", "info", "warn", "error"}
 )

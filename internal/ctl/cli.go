@@ -53,7 +53,7 @@ authenticates with an API key: --api-key NAME:SECRET or $ROOST_API_KEY.`,
 	pf.StringVar(&c.apiKey, "api-key", "", "API key NAME:SECRET for --host (default $"+APIKeyEnv+")")
 	pf.DurationVar(&c.timeout, "timeout", 60*time.Second, "give up after this long")
 	cmd.AddCommand(c.statusCmd(), c.metricsCmd(), c.usersCmd(), c.aclCmd(), c.bannedCmd(),
-		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.backupCmd(), c.clusterCmd())
+		c.retainedCmd(), c.apikeysCmd(), c.dataCmd(), c.backupCmd(), c.clusterCmd(), c.configCmd())
 	ApplyUseLineArgs(cmd)
 	return cmd
 }
@@ -194,6 +194,9 @@ func (c *cli) statusCmd() *cobra.Command {
 					{"voters", fmt.Sprint(s.Raft.Voters)},
 				} {
 					row(tw, kv[0]+":", kv[1])
+				}
+				if a := s.Authn; a != nil {
+					row(tw, "authn:", authnLine(a))
 				}
 				if len(s.Listeners) > 0 {
 					fmt.Fprintln(tw)

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/roostmq/roost/internal/backup/nodebackup"
@@ -34,6 +35,8 @@ type Status struct {
 	Exports *ExportSchedule `json:"exports,omitempty"`
 	// Targets: what was written to each backup target.
 	Targets []TargetStatus `json:"targets,omitempty"`
+	// Authn is the node's authentication setting in force.
+	Authn *AuthnStatus `json:"authn,omitempty"`
 }
 
 // TargetStatus is the health of one kind (node_backup, data_export)
@@ -66,6 +69,22 @@ type ExportSchedule struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastErrorAt time.Time `json:"last_error_at,omitzero"`
 	LastSkipped time.Time `json:"last_skipped,omitzero"`
+}
+
+// AuthnStatus is how a node authenticates MQTT clients now.
+type AuthnStatus struct {
+	Enabled    bool   `json:"enabled"`
+	UserIDType string `json:"user_id_type"`
+	Source     string `json:"source"` // config | cluster override
+	NodeConfig string `json:"node_config"`
+}
+
+// ConfigOverride is a cluster config override (the config table).
+type ConfigOverride struct {
+	Key       string          `json:"key"`
+	Value     json.RawMessage `json:"value"`
+	UpdatedAt time.Time       `json:"updated_at,omitzero"`
+	Followed  bool            `json:"followed"`
 }
 
 // RaftStatus is a node's view of the replicated store.

@@ -170,6 +170,11 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		return fmt.Errorf("create initial admin: %w", err)
 	}
 
+	// The initial admin's password file stops working when an import
+	// replaces the admins: this removes it then (and at start if it
+	// already happened), saying so in the log.
+	go api.WatchInitialAdminPassword(ctx, st, dataDir, cfg.Dashboard.DefaultUsername, log.With("component", "api"))
+
 	b, err := broker.New(brokerOptions(cfg, st, dataDir, bound, log))
 	if err != nil {
 		return err
@@ -204,17 +209,18 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
 				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups),
-				Exports: exportStatus(data), Targets: health.StatusByTarget()}
+				Exports: exportStatus(data), Targets: health.StatusByTarget(),
+				Authn: authnStatus(cfg, b)}
 		},
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
 			return api.Metrics{Connections: m.Connections, Subscriptions: m.Subscriptions,
 				MessagesReceived: m.MessagesReceived, MessagesSent: m.MessagesSent, RetainedCount: m.Retained}
 		},
-		HashParams: authn.HashParams{Algorithm: cfg.Authn.PasswordHash, SaltPosition: cfg.Authn.SaltPosition},
-		UserIDType: cfg.Authn.UserIDType,
-		TokenKey:   tokenKey(cookie),
-		Cluster:    cl,
+		HashParams:      authn.HashParams{Algorithm: cfg.Authn.PasswordHash, SaltPosition: cfg.Authn.SaltPosition},
+		DefaultUserKind: b.DefaultUserKind,
+		TokenKey:        tokenKey(cookie),
+		Cluster:         cl,
 		Prometheus: metrics.Handler(metrics.Options{Broker: b.Metrics, Store: st, Backups: health,
 			Version: build.Version, Commit: build.Commit, Logger: log}),
 		PublicMetrics: !cfg.API.MetricsAuth,
@@ -285,6 +291,15 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	wg.Wait()
 	os.Remove(filepath.Join(dataDir, SocketName))
 	return err
+}
+
+func authnStatus(cfg *config.Config, b *broker.Broker) *api.AuthnStatus {
+	v, override := b.UserIDType()
+	src := "config"
+	if override {
+		src = "cluster override"
+	}
+	return &api.AuthnStatus{Enabled: cfg.Authn.Enable, UserIDType: v, Source: src, NodeConfig: cfg.Authn.UserIDType}
 }
 
 func configDir(loaded *config.Loaded) string {

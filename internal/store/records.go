@@ -148,12 +148,19 @@ type APIKey struct {
 // Admin is a dashboard / REST administrator who logs in with a password.
 // Key: the username.
 type Admin struct {
-	V            int       `json:"v"`
-	Username     string    `json:"username"`
-	PasswordHash string    `json:"password_hash"` // bcrypt
-	Role         string    `json:"role"`          // administrator | viewer
+	V        int    `json:"v"`
+	Username string `json:"username"`
+	// PasswordHash is bcrypt, or "$emqx4-md5$…" for a dashboard user
+	// imported from EMQX 4 who has not logged in since (the first login
+	// replaces it with bcrypt: internal/broker/authn VerifyAdmin).
+	PasswordHash string    `json:"password_hash"`
+	Role         string    `json:"role"` // administrator | viewer
 	Desc         string    `json:"desc,omitempty"`
 	CreatedAt    time.Time `json:"created_at"`
+	// UpgradedFrom identifies the imported EMQX 4 hash that PasswordHash
+	// replaced at the first login (authn.LegacyHashPrint): importing the
+	// same file again leaves the admin unchanged.
+	UpgradedFrom string `json:"upgraded_from,omitempty"`
 }
 
 // ConfigOverride is a cluster-wide config value set at run time, which

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,14 +146,21 @@ type jarr = []any
 // blacklist entries, an application (API key), dashboard users and the
 // rule engine and schema sections Roost does not support — on a follower
 // of a new 3-node cluster. The summary counts what was imported and names
-// what was skipped; every node then serves the data: original passwords
-// log in (MQTT 5 and 3.1.1), wrong ones are refused, the rules allow and
-// deny in EMQX's evaluation order, the blacklisted client id is refused,
-// the application's secret works on the REST API and the locked dashboard
-// user does not. Users by client id log in after a rolling restart with
-// authn.user_id_type = clientid (before it, as documented, they cannot).
-// A pre-4.3 file ({login, password, is_superuser}) is refused without
-// --emqx-auth-as and imports with --emqx-auth-as username.
+// what was skipped; every node then serves the data as EMQX did, with no
+// manual step: the users by user name and the user by client id log in
+// with their original passwords (MQTT 5 and 3.1.1, paho and
+// mosquitto_pub: the import set the cluster override authn.user_id_type
+// = both), wrong ones are refused, the rules allow and deny in EMQX's
+// evaluation order, the blacklisted client id is refused, the
+// application's secret works on the REST API, and the dashboard users
+// log in with their EMQX password (re-hashed to bcrypt at the first
+// login, on every node), while basic auth with it says how admins log
+// in. The initial admin's password file, replaced by the import, is
+// removed. The same file imported again changes nothing. The override is
+// removed and set with roost ctl config, every node following at once,
+// and wins over a node's config file across a restart. A pre-4.3 file
+// ({login, password, is_superuser}) is refused without --emqx-auth-as
+// and imports with --emqx-auth-as username.
 func TestDataForeignEMQX4(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
@@ -211,14 +219,15 @@ func TestDataForeignEMQX4(t *testing.T) {
 		t.Errorf("import summary: format %q committed %v dry run %v mode %q problems %d raft index %d",
 			rep.Format, rep.Committed, rep.DryRun, rep.Mode, rep.ProblemCount, rep.RaftIndex)
 	}
-	// records/added per table; the dashboard user "admin" is not added
-	// (it would replace the cluster's admin with a locked one).
-	want := map[string]string{"users": "3/3", "acl": "6/6", "banned": "2/2", "api_keys": "1/1", "admins": "1/1"}
+	// records/added per table; the dashboard user "admin" replaces the
+	// cluster's initial admin (so is not added); config: the override
+	// authn.user_id_type = both.
+	want := map[string]string{"users": "3/3", "acl": "6/6", "banned": "2/2", "api_keys": "1/1", "admins": "2/1", "config": "1/1"}
 	if got := rep.tables(); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tables: got %v, want %v", got, want)
 	}
-	if rep.Records != 13 {
-		t.Errorf("records %d, want 13", rep.Records)
+	if rep.Records != 15 {
+		t.Errorf("records %d, want 15", rep.Records)
 	}
 	for _, prefix := range []string{"rules (1 record): ", "resources (1 record): ", "schemas (1 record): "} {
 		found := false
@@ -232,8 +241,11 @@ func TestDataForeignEMQX4(t *testing.T) {
 	if len(rep.Skipped) != 3 {
 		t.Errorf("skipped: %q, want rules, resources and schemas", rep.Skipped)
 	}
-	for _, n := range []string{`kept existing admin "admin"`, `imported LOCKED`, `users: 2 users by user name and 1 user by client id`,
-		`authn.user_id_type`, `acl_mnesia: 6 rules in EMQX's evaluation order`, `apps: 1 application imported as API keys`} {
+	for _, n := range []string{`users: 2 dashboard admins ("admin", "ops") imported with their EMQX 4 passwords`,
+		`admins: the import replaced 1 existing admin ("admin"): their old passwords no longer work, including the initial admin's in <data_dir>/initial-admin-password`,
+		`users: 2 users by user name and 1 user by client id`,
+		`sets the cluster config override authn.user_id_type = "both"`, `Undo: roost ctl config unset authn.user_id_type`,
+		`acl_mnesia: 6 rules in EMQX's evaluation order`, `apps: 1 application imported as API keys`} {
 		if !rep.note(n) {
 			t.Errorf("no note containing %q in %q", n, rep.Notes)
 		}
@@ -243,7 +255,7 @@ func TestDataForeignEMQX4(t *testing.T) {
 	}
 	digest := waitConverged(t, nodes)
 	for _, n := range nodes {
-		for table, c := range map[string]int{"users": 3, "acl": 6, "banned": 2, "api_keys": 1, "admins": adminsBefore + 1} {
+		for table, c := range map[string]int{"users": 3, "acl": 6, "banned": 2, "api_keys": 1, "admins": adminsBefore + 1, "config": 1} {
 			if got := tableCount(n, table); got != c {
 				t.Errorf("%s: %s has %d records, want %d", n.Cluster, table, got, c)
 			}
@@ -271,12 +283,58 @@ func TestDataForeignEMQX4(t *testing.T) {
 				t.Errorf("%s: MQTT 3.1.1 %s with an empty password: CONNACK 0x%02X, want 0x04", n.Cluster, u, rc)
 			}
 		}
-		// The user by client id is not an identity while Roost
-		// authenticates by user name (authn.user_id_type = username, the
-		// default), as the import's note says.
-		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: pw["dev-7"], PasswordSet: true, CleanStart: true}); rc != rcV5BadUserOrPassword {
-			t.Errorf("%s: client id dev-7 under user_id_type username: CONNACK 0x%02X, want 0x86", n.Cluster, rc)
+		// The user by client id logs in too, with whatever user name
+		// (EMQX 4 admitted a CONNECT by either record): the import set
+		// the cluster override authn.user_id_type = both, which every
+		// node follows without a restart.
+		mqttEventually(t, 5*time.Second, "dev-7 logs in by client id on "+n.Cluster, func() bool {
+			return v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: pw["dev-7"], PasswordSet: true, CleanStart: true}) == rcSuccess
+		})
+		if rc := v3ConnackCode(t, v3Options{Broker: tcpURL(n.MQTT), ClientID: "dev-7", Username: "any-name", Password: pw["dev-7"], CleanSession: true}); rc != rcSuccess {
+			t.Errorf("%s: MQTT 3.1.1 client id dev-7 with its EMQX password: CONNACK 0x%02X", n.Cluster, rc)
 		}
+		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Username: "alice", Password: pw["alice"], CleanStart: true}); rc != rcSuccess {
+			t.Errorf("%s: client id dev-7 with alice's name and password (EMQX: either record): CONNACK 0x%02X", n.Cluster, rc)
+		}
+		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Username: "any-name", Password: "nope", CleanStart: true}); rc != rcV5BadUserOrPassword {
+			t.Errorf("%s: client id dev-7 with a wrong password: CONNACK 0x%02X, want 0x86", n.Cluster, rc)
+		}
+		var st struct {
+			Authn struct {
+				UserIDType string `json:"user_id_type"`
+				Source     string `json:"source"`
+				NodeConfig string `json:"node_config"`
+			} `json:"authn"`
+		}
+		mqttCtlJSON(n, &st, "status")
+		if a := st.Authn; a.UserIDType != "both" || a.Source != "cluster override" || a.NodeConfig != "username" {
+			t.Errorf("%s: status authn %+v, want both from the cluster override", n.Cluster, a)
+		}
+		t.Run("mosquitto_pub on "+n.Cluster, func(t *testing.T) {
+			pub := mosquittoBin(t, "mosquitto_pub")
+			h, p := mqttHostPort(t, n.MQTT)
+			for _, v := range []string{"mqttv311", "mqttv5"} {
+				for _, c := range []struct {
+					what, id, user, pass string
+					ok                   bool
+				}{
+					{"the user by client id", "dev-7", "any-name", pw["dev-7"], true},
+					{"a user by user name", mqttClientID("mp"), "bob", pw["bob"], true},
+					{"the user by client id, wrong password", "dev-7", "any-name", pw["dev-7"] + "x", false},
+					{"a user by user name, wrong password", mqttClientID("mp"), "bob", pw["alice"], false},
+				} {
+					out, err := runMosquitto(t, pub, "-h", h, "-p", p, "-V", v, "-i", c.id, "-u", c.user, "-P", c.pass, "-t", "free/x", "-m", "x", "-q", "1")
+					switch {
+					case c.ok && err != nil:
+						t.Errorf("mosquitto_pub %s, %s: %v\n%s", v, c.what, err, out)
+					case !c.ok && err == nil:
+						t.Errorf("mosquitto_pub %s, %s: accepted\n%s", v, c.what, out)
+					case !c.ok && !strings.Contains(strings.ToLower(out), "bad user name or password"):
+						t.Errorf("mosquitto_pub %s, %s: %v, output %q, want \"bad user name or password\"", v, c.what, err, out)
+					}
+				}
+			}
+		})
 
 		// ACL: alice/# allowed, alice/secret publish denied (newer rule
 		// first), secret/# subscribe denied for all; bob may not publish
@@ -327,27 +385,71 @@ func TestDataForeignEMQX4(t *testing.T) {
 		if r := doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/status", BasicUser: "emqx-app-1", BasicPass: "MjYxNzU0NTc4MjE3MTY3MjU1Nzk0NDMxMDg2NjA0NjJ"}); r.Status != 401 {
 			t.Errorf("%s: a wrong secret for the EMQX app: %s, want 401", n.Cluster, r)
 		}
-		// The dashboard user is locked: its EMQX password ("public") does
-		// not log in.
-		if r := doAPI(t, n.API, apiCall{Method: "POST", Path: "/api/v1/login", Body: `{"username":"ops","password":"public"}`}); r.Status != 401 {
-			t.Errorf("%s: the locked EMQX dashboard user logged in: %s", n.Cluster, r)
+		// The dashboard users log in with their EMQX password ("public")
+		// on every node: the first login, on the first node, re-hashes it
+		// to bcrypt; the others check that hash.
+		for _, name := range []string{"ops", "admin"} {
+			r := doAPI(t, n.API, apiCall{Method: "POST", Path: "/api/v1/login", Body: fmt.Sprintf(`{"username":%q,"password":"public"}`, name)})
+			var lr struct{ Token string }
+			if r.Status != 200 || json.Unmarshal(r.Body, &lr) != nil || lr.Token == "" {
+				t.Errorf("%s: EMQX dashboard user %s with its EMQX password: %s", n.Cluster, name, r)
+				continue
+			}
+			if r := doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/users", Bearer: lr.Token}); r.Status != 200 {
+				t.Errorf("%s: %s's token: %s", n.Cluster, name, r)
+			}
+			if r := doAPI(t, n.API, apiCall{Method: "POST", Path: "/api/v1/login", Body: fmt.Sprintf(`{"username":%q,"password":"Public"}`, name)}); r.Status != 401 {
+				t.Errorf("%s: %s with a wrong password: %s, want 401", n.Cluster, name, r)
+			}
 		}
+		// Basic auth is for API keys: the admin's name and password there
+		// get an answer that says how admins log in.
+		wantAPIError(t, n.Cluster+": basic auth with an admin's password", doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/status", BasicUser: "ops", BasicPass: "public"}),
+			401, "UNAUTHORIZED", "admins log in with POST /api/v1/login")
 	}
 	if t.Failed() {
 		t.FailNow()
 	}
-
-	// Importing the file again changes no user, rule or ban, and keeps
-	// the dashboard user imported the first time.
-	rep = foreignImport(t, nodes[0], file, "--dry-run")
-	for _, tb := range rep.Tables {
-		if want, ok := map[string]int{"users": 3, "acl": 6, "banned": 2}[tb.Table]; ok && (tb.Unchanged != want || tb.Added+tb.Changed != 0) {
-			t.Errorf("dry run of the same file again: %+v, want %d unchanged", tb, want)
+	// The stored admins are bcrypt now (read back from an export of the
+	// admins table), on every node.
+	for _, n := range nodes {
+		export := filepath.Join(dir, "admins-"+filepath.Base(n.DataDir)+".json")
+		n.mustCtl("data", "export", "--tables", "admins", "--file", export)
+		b, err := os.ReadFile(export)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"admin", "ops"} {
+			m := regexp.MustCompile(`"username":"` + name + `","password_hash":"([^"]*)"`).FindSubmatch(b)
+			if m == nil || !strings.HasPrefix(string(m[1]), "$2a$") {
+				t.Errorf("%s: admin %s's stored hash after its first login: %q, want bcrypt\n%s", n.Cluster, name, m, b)
+			}
 		}
 	}
-	if !rep.note(`kept existing admin "ops"`) {
-		t.Errorf("dry run of the same file again: no note that admin \"ops\" is kept: %q", rep.Notes)
+	// The initial admin's password file no longer works: the node that
+	// created the cluster removed it (and says so); the others' (from
+	// their own first start, before they joined) are gone too.
+	for _, n := range nodes {
+		waitGone(t, filepath.Join(n.DataDir, "initial-admin-password"), 10*time.Second)
 	}
+	mustContain(t, "the first node's log", nodes[0].Logs(), "removed the initial admin password file")
+
+	// Importing the file again changes nothing: every table unchanged,
+	// API keys too (their secrets are salted at random), and the admins
+	// keep the bcrypt hash of their first login.
+	rep = foreignImport(t, nodes[0], file)
+	if len(rep.Tables) != 6 {
+		t.Errorf("the same file again: tables %+v", rep.Tables)
+	}
+	for _, tb := range rep.Tables {
+		if want := map[string]int{"users": 3, "acl": 6, "banned": 2, "api_keys": 1, "admins": 2, "config": 1}[tb.Table]; tb.Unchanged != want || tb.Added+tb.Changed != 0 {
+			t.Errorf("the same file again: %+v, want %d unchanged", tb, want)
+		}
+	}
+	if rep.note("admins: the import") {
+		t.Errorf("the same file again: %q, though no admin changes", rep.Notes)
+	}
+	digest = waitConverged(t, nodes) // the logins changed the admins
 
 	// A pre-4.3 file: {login, password, is_superuser}, the kind being the
 	// source's auth.mnesia.as. Without --emqx-auth-as it is refused,
@@ -394,27 +496,35 @@ func TestDataForeignEMQX4(t *testing.T) {
 	legacy.Disconnect()
 	digest = waitConverged(t, nodes)
 
-	// EMQX's clientid authentication: Roost authenticates CONNECT by
-	// client id with authn.user_id_type = clientid. A rolling restart of
-	// the cluster with it; the imported data survives, and the user by
-	// client id logs in on every node (the ones by user name do not).
-	t1 := time.Now()
+	// The override is the operator's to change: removed, every node
+	// follows its own config (username) at once, and the user by client
+	// id no longer logs in; set to clientid, only the user by client id
+	// does. It wins over a node's config file: a node restarted with
+	// authn.user_id_type = username (its env) still follows it.
+	nodes[1].mustCtl("config", "unset", "authn.user_id_type")
 	for _, n := range nodes {
-		if err := n.Stop(); err != nil {
-			t.Fatalf("stop %s: %v\n%s", n.Cluster, err, n.Logs())
+		mqttEventually(t, 5*time.Second, "override removed on "+n.Cluster, func() bool {
+			return v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: pw["dev-7"], PasswordSet: true, CleanStart: true}) == rcV5BadUserOrPassword
+		})
+		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: mqttClientID("a"), Username: "alice", Password: pw["alice"], CleanStart: true}); rc != rcSuccess {
+			t.Errorf("%s: alice without the override: CONNACK 0x%02X", n.Cluster, rc)
 		}
-		n.Env = append(n.Env, "ROOST_AUTHN__USER_ID_TYPE=clientid")
-		n.Start()
+		mustContain(t, n.Cluster+" status", n.mustCtl("status"), "user_id_type username (this node's config)")
 	}
+	nodes[2].mustCtl("config", "set", "authn.user_id_type", "clientid")
+	if err := nodes[0].Stop(); err != nil {
+		t.Fatalf("stop %s: %v\n%s", nodes[0].Cluster, err, nodes[0].Logs())
+	}
+	nodes[0].Env = append(nodes[0].Env, "ROOST_AUTHN__USER_ID_TYPE=username")
+	nodes[0].Start()
 	waitClusterHealthy(t, nodes, 3)
-	if got := waitConverged(t, nodes); got != digest {
-		t.Fatalf("digests after the restart:\n%s\nwant\n%s", got, digest)
-	}
-	t.Logf("rolling restart with user_id_type clientid in %s", time.Since(t1).Round(time.Millisecond))
+	digest = waitConverged(t, nodes)
+	mustContain(t, "status after the restart", nodes[0].mustCtl("status"),
+		"user_id_type clientid (cluster override; this node's config says username; undo: roost ctl config unset authn.user_id_type)")
 	for _, n := range nodes {
-		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: pw["dev-7"], PasswordSet: true, CleanStart: true}); rc != rcSuccess {
-			t.Errorf("%s: MQTT 5 client id dev-7 with its EMQX password: CONNACK 0x%02X", n.Cluster, rc)
-		}
+		mqttEventually(t, 5*time.Second, "override clientid on "+n.Cluster, func() bool {
+			return v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: pw["dev-7"], PasswordSet: true, CleanStart: true}) == rcSuccess
+		})
 		if rc := v5ConnackCode(t, n.MQTT, v5Options{ClientID: "dev-7", Password: "nope", PasswordSet: true, CleanStart: true}); rc != rcV5BadUserOrPassword {
 			t.Errorf("%s: client id dev-7 with a wrong password: CONNACK 0x%02X, want 0x86", n.Cluster, rc)
 		}

@@ -29,6 +29,7 @@ import (
 	"cmp"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -42,8 +43,9 @@ import (
 
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/broker"
+	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // EMQX4Options tune ReadEMQX4.
@@ -62,11 +64,13 @@ const emqxAuthAsOption = "--emqx-auth-as username|clientid"
 // ReadEMQX4 reads an EMQX 4.x data export (emqx_ctl data export) into
 // Roost records: built-in database users (auth_mnesia, and the
 // auth_username / auth_clientid plugins of 4.0-4.2) with their salted
-// hashes, so that clients keep their passwords; ACL rules (acl_mnesia) in
-// EMQX's evaluation order; bans (blacklist); API keys (apps, whose
-// plaintext secrets are stored hashed); and dashboard admins (users),
-// which cannot keep their passwords and are imported locked. Sections
-// Roost does not support are listed in Skipped.
+// hashes, so that clients keep their passwords (with users by client id,
+// the cluster config override authn.user_id_type = both, which
+// authenticates as EMQX 4 did); ACL rules (acl_mnesia) in EMQX's
+// evaluation order; bans (blacklist); API keys (apps, whose plaintext
+// secrets are stored hashed); and dashboard admins (users) with their
+// salted md5 passwords, re-hashed with bcrypt at their first login.
+// Sections Roost does not support are listed in Skipped.
 func ReadEMQX4(r io.Reader, opts EMQX4Options) (*backup.Dataset, error) {
 	rd, err := readEMQX4(r, opts)
 	if err != nil {
@@ -163,6 +167,13 @@ type emqxACL struct {
 	old     bool
 }
 
+// emqxApp is an application of the file as an API key, with its secret
+// (to recognise a stored key that already has it: settleAPIKey).
+type emqxApp struct {
+	key    *store.APIKey
+	secret string
+}
+
 type emqxReader struct {
 	c          collector
 	ds         *backup.Dataset
@@ -174,10 +185,11 @@ type emqxReader struct {
 	acls                                      []emqxACL
 	bans                                      []*store.Ban
 	banN                                      []int
-	apps                                      []*store.APIKey
+	apps                                      []emqxApp
 	admins                                    []*store.Admin
 	unstorable                                map[string][]int // section -> records whose salt the store cannot hold
 	oldUsers, oldACLs                         []int            // record numbers of pre-4.3 records
+	userIDBoth                                bool             // users by client id: override authn.user_id_type
 }
 
 func (rd *emqxReader) readVersion(dec *json.Decoder) error {
@@ -663,36 +675,78 @@ func (rd *emqxReader) app(n int, raw json.RawMessage) {
 	if !good {
 		return
 	}
-	k.Salt, k.SecretHash = hashAPIKeySecret(secret)
-	rd.apps = append(rd.apps, k)
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	k.Salt, k.SecretHash = hex.EncodeToString(salt), hashAPIKeySecret(salt, secret)
+	rd.apps = append(rd.apps, emqxApp{key: k, secret: secret})
 }
 
 // hashAPIKeySecret hashes an API key secret the way Roost's REST API
-// does (internal/api: a fresh 16-byte salt, hex; hex sha256(salt ||
+// does (internal/api: a random 16-byte salt, hex; hex sha256(salt ||
 // secret)), so the key keeps working with its EMQX secret.
-func hashAPIKeySecret(secret string) (saltHex, hashHex string) {
-	salt := make([]byte, 16)
-	rand.Read(salt)
+func hashAPIKeySecret(salt []byte, secret string) string {
 	h := sha256.New()
 	h.Write(salt)
 	h.Write([]byte(secret))
-	return hex.EncodeToString(salt), hex.EncodeToString(h.Sum(nil))
+	return hex.EncodeToString(h.Sum(nil))
 }
 
-// lockedAdminHash returns the password hash of an imported EMQX
-// dashboard user: a well-formed bcrypt hash (cost 10, like every Roost
-// admin's, so a login attempt takes as long as for any other admin) whose
-// salt and digest are random bytes. No password hashes to it (that would
-// take a preimage of 184 random bits), so the admin is locked until given
-// a new password; it costs no bcrypt computation to make.
-func lockedAdminHash() string {
-	b := make([]byte, 16+23) // bcrypt's salt and digest sizes
-	rand.Read(b)
-	return fmt.Sprintf("$2a$%02d$%s%s", bcrypt.DefaultCost, bcryptB64.EncodeToString(b[:16]), bcryptB64.EncodeToString(b[16:]))
+// settleAPIKey keeps the salt and hash of the stored key when its hash
+// already verifies the secret of the file: a re-import of the same file
+// then changes nothing, and the salt stays the random one made at the
+// first import (a salt derived from the name or the secret would be
+// predictable). A stored key whose hash does not verify the secret gets
+// the fresh salt.
+func settleAPIKey(k *store.APIKey, secret string) func([]byte) any {
+	return func(cur []byte) any {
+		var c store.APIKey
+		if json.Unmarshal(cur, &c) != nil {
+			return nil
+		}
+		salt, err := hex.DecodeString(c.Salt)
+		if err != nil || len(salt) == 0 ||
+			subtle.ConstantTimeCompare([]byte(hashAPIKeySecret(salt, secret)), []byte(c.SecretHash)) != 1 {
+			return nil
+		}
+		next := *k
+		next.Salt, next.SecretHash = c.Salt, c.SecretHash
+		return &next
+	}
 }
 
-// bcryptB64 is bcrypt's base64 alphabet, without padding.
-var bcryptB64 = base64.NewEncoding("./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789").WithPadding(base64.NoPadding)
+// settleAdmin keeps the bcrypt hash that replaced the imported one at the
+// admin's first login (store.Admin.UpgradedFrom names the hash it
+// replaced): importing the same file again neither changes the admin nor
+// brings the md5 hash back.
+func settleAdmin(a *store.Admin) func([]byte) any {
+	want := authn.LegacyHashPrint(a.PasswordHash)
+	return func(cur []byte) any {
+		var c store.Admin
+		if json.Unmarshal(cur, &c) != nil || c.UpgradedFrom != want {
+			return nil
+		}
+		next := *a
+		next.PasswordHash, next.UpgradedFrom = c.PasswordHash, c.UpgradedFrom
+		return &next
+	}
+}
+
+// settleOverride keeps the stored config override (and so its time)
+// when it already holds the value.
+func settleOverride(o *store.ConfigOverride) func([]byte) any {
+	return func(cur []byte) any {
+		var c store.ConfigOverride
+		if json.Unmarshal(cur, &c) != nil || c.Key != o.Key || !jsonEqual(c.Value, o.Value) {
+			return nil
+		}
+		return &c
+	}
+}
+
+func jsonEqual(a, b json.RawMessage) bool {
+	var x, y bytes.Buffer
+	return json.Compact(&x, a) == nil && json.Compact(&y, b) == nil && bytes.Equal(x.Bytes(), y.Bytes())
+}
 
 func (rd *emqxReader) admin(n int, raw json.RawMessage) {
 	const table = "users"
@@ -705,8 +759,17 @@ func (rd *emqxReader) admin(n int, raw json.RawMessage) {
 		r.problem("username", "%s", msg)
 		okName = false
 	}
-	if _, ok := r.str("password", true); !ok {
+	pw, ok := r.str("password", true)
+	if !ok {
 		okName = false
+	}
+	var hash string
+	if ok {
+		var err error
+		if hash, err = authn.EMQX4AdminHash(pw); err != nil {
+			r.problem("password", "%v", err)
+			okName = false
+		}
 	}
 	tags, ok := r.str("tags", false)
 	if !ok && r.has("tags") {
@@ -715,12 +778,12 @@ func (rd *emqxReader) admin(n int, raw json.RawMessage) {
 	if !okName {
 		return
 	}
-	desc := "imported from EMQX 4, locked: set a new password"
+	desc := "imported from EMQX 4"
 	if tags != "" {
 		desc = tags + " (" + desc + ")"
 	}
 	rd.admins = append(rd.admins, &store.Admin{V: store.RecordVersion, Username: name,
-		PasswordHash: lockedAdminHash(), Role: "administrator", Desc: desc})
+		PasswordHash: hash, Role: "administrator", Desc: desc})
 }
 
 // --- assembly -------------------------------------------------------------
@@ -797,12 +860,21 @@ func (rd *emqxReader) finish() {
 				plural(len(ns), "user"), numberList(ns, 5))
 		}
 	}
-	switch {
-	case kinds[store.KindUsername] > 0 && kinds[store.KindClientID] > 0:
-		rd.c.note("users: %s by user name and %s by client id; Roost authenticates a CONNECT by one of them (authn.user_id_type, default username), so the others cannot log in until it is changed",
-			plural(kinds[store.KindUsername], "user"), plural(kinds[store.KindClientID], "user"))
-	case kinds[store.KindClientID] > 0:
-		rd.c.note("users: all %s are by client id; set authn.user_id_type = clientid in Roost for them to log in", plural(kinds[store.KindClientID], "user"))
+	if n := kinds[store.KindClientID]; n > 0 {
+		// EMQX 4.3/4.4 admits a CONNECT when the client id's record or the
+		// user name's matches (emqx_auth_mnesia:check): so does Roost with
+		// user_id_type both, set for the whole cluster by the import.
+		rd.userIDBoth = true
+		which := plural(n, "user") + " by client id"
+		if u := kinds[store.KindUsername]; u > 0 {
+			which = plural(u, "user") + " by user name and " + which
+		}
+		rd.c.note("users: %s; EMQX 4 admits a CONNECT when the client id's record or the user name's matches the password, "+
+			"so the import sets the cluster config override authn.user_id_type = \"both\" (table config), which every node follows at once, "+
+			"before its own config file: every imported user logs in with its EMQX password. "+
+			"Undo: roost ctl config unset %s (each node then follows its authn.user_id_type again). "+
+			"Importing without the config table (--tables)? Then set authn.user_id_type = \"both\" in every node's config instead",
+			which, config.OverrideUserIDType)
 	}
 
 	// ACL rules, in the order EMQX 4.3+ evaluates them for a client: its
@@ -860,23 +932,27 @@ func (rd *emqxReader) finish() {
 		banKeys[key] = rd.banN[i]
 		rd.ds.Records = append(rd.ds.Records, banRecord(b))
 	}
-	for _, k := range rd.apps {
-		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAPIKeys, Key: k.Name, Value: k})
+	for _, a := range rd.apps {
+		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAPIKeys, Key: a.key.Name, Value: a.key,
+			Settle: settleAPIKey(a.key, a.secret)})
 	}
 	if len(rd.apps) > 0 {
 		rd.c.note("apps: %s imported as API keys (name = EMQX AppID, secret unchanged, stored salted and hashed as Roost does)", plural(len(rd.apps), "application"))
 	}
 	var names []string
 	for _, a := range rd.admins {
-		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAdmins, Key: a.Username, Value: a,
-			Locked: "has an EMQX md5 password that cannot be converted"})
+		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableAdmins, Key: a.Username, Value: a, Settle: settleAdmin(a)})
 		names = append(names, a.Username)
 	}
 	if len(names) > 0 {
-		rd.c.note("users: %s (%s) imported LOCKED: EMQX 4 keeps dashboard passwords as salted MD5, which cannot be turned into Roost's bcrypt, "+
-			"so they cannot log in with their EMQX password until they get a new one; a Roost admin of the same name "+
-			"(such as the initial %q) is kept, never replaced by a locked one",
-			plural(len(names), "dashboard admin"), quoteList(names, 10), "admin")
+		rd.c.note("users: %s (%s) imported with their EMQX 4 passwords: the salted MD5 hash EMQX kept is accepted at login "+
+			"(POST /api/v1/login) and replaced by bcrypt at each admin's first successful login",
+			plural(len(names), "dashboard admin"), quoteList(names, 10))
+	}
+	if rd.userIDBoth {
+		o := &store.ConfigOverride{V: store.RecordVersion, Key: config.OverrideUserIDType,
+			Value: json.RawMessage(`"both"`), UpdatedAt: time.Now().UTC()}
+		rd.ds.Records = append(rd.ds.Records, backup.Record{Table: store.TableConfig, Key: o.Key, Value: o, Settle: settleOverride(o)})
 	}
 	if len(rd.ds.Records) == 0 && len(rd.ds.Problems) == 0 {
 		rd.c.note("the file has no records Roost imports")

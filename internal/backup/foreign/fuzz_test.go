@@ -9,6 +9,7 @@ import (
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/broker"
 	"github.com/roostmq/roost/internal/broker/authn"
+	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -126,6 +127,16 @@ func checkDataset(t *testing.T, ds *backup.Dataset) {
 				t.Fatalf("admin %+v under %s/%q", v, r.Table, r.Key)
 			}
 			okID("admin", v.Username)
+			if err := authn.CheckAdminHash(v.PasswordHash); err != nil {
+				t.Fatalf("admin %+v: %v", v, err)
+			}
+		case *store.ConfigOverride:
+			if r.Table != store.TableConfig || r.Key != v.Key {
+				t.Fatalf("config override %+v under %s/%q", v, r.Table, r.Key)
+			}
+			if _, err := config.ParseOverride(v.Key, v.Value); err != nil {
+				t.Fatalf("config override %+v: %v", v, err)
+			}
 		default:
 			t.Fatalf("record of type %T", r.Value)
 		}

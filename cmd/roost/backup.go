@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,15 +15,22 @@ import (
 
 	"github.com/roostmq/roost/internal/backup/archive"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
+	"github.com/roostmq/roost/internal/backup/target"
+	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/ctl"
+	"github.com/roostmq/roost/internal/node"
 )
 
 // Offline commands on node backups (docs/backup-restore.md): they read
-// the archive only and need no running node.
+// the archive only and need no running node. FILE may be
+// s3://bucket/prefix/NAME: the object is streamed with the backup.s3.*
+// settings of the config (found as "roost start" finds it).
 
-// keyFlags are the decryption flags of the offline backup commands.
+// keyFlags are the decryption flags of the offline backup commands, and
+// how to load the config for an s3:// source.
 type keyFlags struct {
 	identity, passphraseFile string
+	load                     func() (*config.Loaded, error)
 }
 
 func (k *keyFlags) add(cmd *cobra.Command) {
@@ -52,8 +60,9 @@ func (k *keyFlags) options() (archive.ReadOptions, error) {
 	return ro, nil
 }
 
-// open checks the output format and the key flags, then opens the backup.
-func (k *keyFlags) open(path, output string) (*os.File, archive.ReadOptions, error) {
+// open checks the output format and the key flags, then opens the
+// backup: a file, or an object of an S3 target.
+func (k *keyFlags) open(ctx context.Context, path, output string) (io.ReadCloser, archive.ReadOptions, error) {
 	if err := checkOutput(output); err != nil {
 		return nil, archive.ReadOptions{}, err
 	}
@@ -61,11 +70,38 @@ func (k *keyFlags) open(path, output string) (*os.File, archive.ReadOptions, err
 	if err != nil {
 		return nil, ro, err
 	}
+	if target.IsURL(path) {
+		rc, err := k.openRemote(ctx, path)
+		return rc, ro, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, ro, fmt.Errorf("backup: %w", err)
 	}
 	return f, ro, nil
+}
+
+func (k *keyFlags) openRemote(ctx context.Context, url string) (io.ReadCloser, error) {
+	spec, name, err := target.SplitObject(url)
+	if err != nil {
+		return nil, err
+	}
+	if k.load == nil {
+		return nil, fmt.Errorf("%s: remote backups need the config's backup.s3.* settings", url)
+	}
+	l, err := k.load()
+	if err != nil {
+		return nil, fmt.Errorf("%s: load the config for its backup.s3.* settings: %w", url, err)
+	}
+	tg, err := node.Targets(&l.Config)(spec)
+	if err != nil {
+		return nil, err
+	}
+	rc, _, err := tg.Open(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("backup: %w", err)
+	}
+	return rc, nil
 }
 
 func checkOutput(o string) error {
@@ -81,15 +117,16 @@ func printJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-func newBackupCmd() *cobra.Command {
+func newBackupCmd(load func() (*config.Loaded, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "backup",
 		Short: "Inspect, verify or extract a node backup file (offline)",
 		Long: `Offline commands on a node backup (made by "roost ctl backup create"); no node
-needs to run. Restore one with "roost restore FILE".`,
+needs to run. Restore one with "roost restore FILE". FILE may be
+s3://bucket/prefix/NAME, read with the config's backup.s3.* settings.`,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(newBackupInspectCmd(), newBackupVerifyCmd(), newBackupExtractCmd())
+	cmd.AddCommand(newBackupInspectCmd(load), newBackupVerifyCmd(load), newBackupExtractCmd(load))
 	return cmd
 }
 
@@ -125,8 +162,8 @@ func printManifest(w io.Writer, m archive.Manifest) error {
 	return tw.Flush()
 }
 
-func newBackupInspectCmd() *cobra.Command {
-	var keys keyFlags
+func newBackupInspectCmd(load func() (*config.Loaded, error)) *cobra.Command {
+	keys := keyFlags{load: load}
 	var output string
 	cmd := &cobra.Command{
 		Use:   "inspect FILE",
@@ -134,7 +171,7 @@ func newBackupInspectCmd() *cobra.Command {
 		Long: `Print the manifest of a node backup. The manifest is the archive's last entry,
 so the whole file is read (and every file's sha256 checked on the way).`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, ro, err := keys.open(args[0], output)
+			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {
 				return err
 			}
@@ -154,14 +191,14 @@ so the whole file is read (and every file's sha256 checked on the way).`,
 	return cmd
 }
 
-func newBackupVerifyCmd() *cobra.Command {
-	var keys keyFlags
+func newBackupVerifyCmd(load func() (*config.Loaded, error)) *cobra.Command {
+	keys := keyFlags{load: load}
 	var output, tmp string
 	cmd := &cobra.Command{
 		Use:   "verify FILE",
 		Short: "Check every file of a backup and that its store snapshot opens; non-zero exit names the first bad file",
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, ro, err := keys.open(args[0], output)
+			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {
 				return err
 			}
@@ -186,8 +223,8 @@ func newBackupVerifyCmd() *cobra.Command {
 	return cmd
 }
 
-func newBackupExtractCmd() *cobra.Command {
-	var keys keyFlags
+func newBackupExtractCmd(load func() (*config.Loaded, error)) *cobra.Command {
+	keys := keyFlags{load: load}
 	cmd := &cobra.Command{
 		Use:   "extract FILE DIR",
 		Short: "Unpack a backup into a new directory DIR (data/, config/, MANIFEST checked)",
@@ -196,7 +233,7 @@ file against the manifest. data/ holds the data dir files, config/ the node's
 config files under their absolute paths. Use it to look at or recover single
 files (a config file, say); "roost restore" is the way to restore a node.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, ro, err := keys.open(args[0], "table")
+			f, ro, err := keys.open(cmd.Context(), args[0], "table")
 			if err != nil {
 				return err
 			}
@@ -214,8 +251,8 @@ files (a config file, say); "roost restore" is the way to restore a node.`,
 	return cmd
 }
 
-func newRestoreCmd(resolveDataDir func() (string, error)) *cobra.Command {
-	var keys keyFlags
+func newRestoreCmd(load func() (*config.Loaded, error), resolveDataDir func() (string, error)) *cobra.Command {
+	keys := keyFlags{load: load}
 	var output, dataDir string
 	var force bool
 	cmd := &cobra.Command{
@@ -228,11 +265,13 @@ keeps the previous one as <data_dir>.pre-restore-<time>. Started, the node
 rejoins its cluster and catches up from the backup's raft index.
 
 The data dir is found as "roost start" finds it (see "roost paths"), or
---data-dir. With --force-new-cluster, for when every other node is lost,
-the node comes back as a new one-voter cluster (new cluster id) holding the
+--data-dir. FILE may be s3://bucket/prefix/NAME: the object is streamed
+with the config's backup.s3.* settings (nothing is spooled first; a read
+that fails part-way leaves the data dir as it was). With
+--force-new-cluster, for when every other node is lost, the node comes back as a new one-voter cluster (new cluster id) holding the
 backup's data; empty nodes can then join it.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, ro, err := keys.open(args[0], output)
+			f, ro, err := keys.open(cmd.Context(), args[0], output)
 			if err != nil {
 				return err
 			}

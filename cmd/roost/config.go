@@ -47,7 +47,7 @@ no environment).`,
 			}
 			header := "Configuration in effect: built-in defaults, then the config file, then ROOST_* variables.\n" +
 				"Config file: " + file + "\n" +
-				"Secrets (node.cookie, dashboard.default_password) are not shown."
+				"Secrets (node.cookie, dashboard.default_password, backup.s3.secret_access_key) are not shown."
 			fmt.Fprint(out, config.FormatEntries(header, loaded.Entries()))
 			return nil
 		},

@@ -66,7 +66,7 @@ func newRootCmd() *cobra.Command {
 		return l.Paths.DataDir, nil
 	}
 	root.AddCommand(newStartCmd(load), newPathsCmd(load), newConfigCmd(load), newVersionCmd(), newCtlCmd(resolveDataDir),
-		newBackupCmd(), newRestoreCmd(resolveDataDir))
+		newBackupCmd(load), newRestoreCmd(load, resolveDataDir))
 	// Every command's arguments are checked against its Use line; typos
 	// of a subcommand get close matches, at any depth.
 	ctl.ApplyUseLineArgs(root)

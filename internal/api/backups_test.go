@@ -11,10 +11,20 @@ import (
 
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/nodebackup"
+	"github.com/roostmq/roost/internal/backup/target"
+	"github.com/roostmq/roost/internal/backup/target/s3server"
 	"github.com/roostmq/roost/internal/config"
 )
 
 func newBackupEnv(t *testing.T) (*testEnv, string) {
+	t.Helper()
+	e, dir, _ := newBackupEnvAt(t, nil)
+	return e, dir
+}
+
+// newBackupEnvAt serves node backups whose backup.target is tg (nil: the
+// backup dir), returning the backup dir and the health records.
+func newBackupEnvAt(t *testing.T, tg target.Target) (*testEnv, string, *backup.Health) {
 	t.Helper()
 	e := newEnv(t)
 	id, err := config.NewIdentity("n1")
@@ -22,9 +32,36 @@ func newBackupEnv(t *testing.T) (*testEnv, string) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(e.dir, config.BackupDirName)
-	e.srv.RegisterBackups(nodebackup.New(nodebackup.Options{Store: e.st, DataDir: e.dir, Dir: dir,
-		Identity: func() config.Identity { return id }, Version: "test", Logger: quietLogger()}))
-	return e, dir
+	health := backup.NewHealth()
+	e.srv.RegisterBackups(nodebackup.New(nodebackup.Options{Store: e.st, DataDir: e.dir, Dir: dir, Target: tg,
+		Identity: func() config.Identity { return id }, Version: "test", Logger: quietLogger(), Health: health}), health)
+	return e, dir, health
+}
+
+// streamedResult checks the NDJSON lines of a node backup: progress in
+// bytes from 0 to all of it, then the result, which it returns.
+func streamedResult(t *testing.T, status int, ctype string, lines []map[string]json.RawMessage) nodebackup.Result {
+	t.Helper()
+	if status != http.StatusOK || ctype != "application/x-ndjson" || len(lines) < 3 {
+		t.Fatalf("stream: %d %q, %d lines", status, ctype, len(lines))
+	}
+	var progs []backup.Progress
+	for _, l := range lines[:len(lines)-1] {
+		var p backup.Progress
+		if l["progress"] == nil || json.Unmarshal(l["progress"], &p) != nil {
+			t.Fatalf("a line before the last is not progress: %v", l)
+		}
+		progs = append(progs, p)
+	}
+	first, last := progs[0], progs[len(progs)-1]
+	if first.Phase != "backup" || first.Done != 0 || first.Total <= 0 || last.Done != last.Total {
+		t.Fatalf("progress from %+v to %+v, want 0 of a total up to all of it", first, last)
+	}
+	var res nodebackup.Result
+	if err := json.Unmarshal(lines[len(lines)-1]["result"], &res); err != nil {
+		t.Fatalf("last line %s: %v", lines[len(lines)-1]["result"], err)
+	}
+	return res
 }
 
 // postStream POSTs body to path asking for NDJSON and returns the status,
@@ -56,24 +93,8 @@ func postStream(t *testing.T, url, body string) (int, string, []map[string]json.
 func TestCreateBackupStreamsProgress(t *testing.T) {
 	e, dir := newBackupEnv(t)
 	status, ctype, lines := postStream(t, e.local.URL+"/api/v1/backups", `{"name":"b1.tar.zst"}`)
-	if status != http.StatusOK || ctype != "application/x-ndjson" || len(lines) < 3 {
-		t.Fatalf("stream: %d %q, %d lines", status, ctype, len(lines))
-	}
-	var progs []backup.Progress
-	for _, l := range lines[:len(lines)-1] {
-		var p backup.Progress
-		if l["progress"] == nil || json.Unmarshal(l["progress"], &p) != nil {
-			t.Fatalf("a line before the last is not progress: %v", l)
-		}
-		progs = append(progs, p)
-	}
-	first, last := progs[0], progs[len(progs)-1]
-	if first.Phase != "backup" || first.Done != 0 || first.Total <= 0 || last.Done != last.Total {
-		t.Fatalf("progress from %+v to %+v, want 0 of a total up to all of it", first, last)
-	}
-	var res nodebackup.Result
-	if err := json.Unmarshal(lines[len(lines)-1]["result"], &res); err != nil || res.Name != "b1.tar.zst" {
-		t.Fatalf("last line %s: %v", lines[len(lines)-1]["result"], err)
+	if res := streamedResult(t, status, ctype, lines); res.Name != "b1.tar.zst" {
+		t.Fatalf("result %+v", res)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "b1.tar.zst")); err != nil {
 		t.Fatalf("the streamed backup is not in the backup dir: %v", err)
@@ -88,6 +109,43 @@ func TestCreateBackupStreamsProgress(t *testing.T) {
 	e.expect(e.do("POST", "/api/v1/backups", map[string]any{"name": "b2.tar.zst"}), http.StatusCreated, &plain)
 	if plain.Name != "b2.tar.zst" || plain.Size == 0 {
 		t.Fatalf("plain create: %+v", plain)
+	}
+	// No backup.target: a remote listing is refused with its own code.
+	e.expectErr(e.do("GET", "/api/v1/backups?remote=true", nil), http.StatusBadRequest, CodeNoRemoteTarget, "backup.target is not set")
+}
+
+// A node backup to an S3 target (a real versitygw) streams its progress
+// as one to the backup dir does; the object is in the bucket only, the
+// remote listing names the target, and the health is recorded under it.
+func TestCreateBackupToS3StreamsProgress(t *testing.T) {
+	srv := s3server.Start(t)
+	srv.MakeBucket(t, "roost")
+	const url = "s3://roost/api"
+	tg, err := target.New(url, target.S3Config{Endpoint: srv.Endpoint, Region: "us-east-1", AccessKeyID: s3server.AccessKey,
+		SecretAccessKey: s3server.SecretKey, PathStyle: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, dir, health := newBackupEnvAt(t, tg)
+	status, ctype, lines := postStream(t, e.local.URL+"/api/v1/backups", `{"name":"s3.tar.zst"}`)
+	res := streamedResult(t, status, ctype, lines)
+	if res.Name != "s3.tar.zst" || res.Path != url+"/s3.tar.zst" || !res.Remote || res.Target != url {
+		t.Fatalf("result %+v, want s3.tar.zst at %s", res, url)
+	}
+	if keys := srv.Keys(t, "roost"); len(keys) != 1 || keys[0] != "api/s3.tar.zst" {
+		t.Fatalf("bucket holds %v", keys)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "s3.tar.zst")); err == nil {
+		t.Fatal("a backup to S3 left a copy in the backup dir")
+	}
+	var l BackupList
+	e.expect(e.do("GET", "/api/v1/backups?remote=true", nil), http.StatusOK, &l)
+	if !l.Remote || l.Location != url || len(l.Backups) != 1 || l.Backups[0].Size != res.Size ||
+		len(l.Targets) != 1 || l.Targets[0].Target != url || l.Targets[0].Successes != 1 || l.Targets[0].LastName != "s3.tar.zst" {
+		t.Fatalf("remote list %+v", l)
+	}
+	if hs := health.Of(backup.KindNodeBackup); len(hs) != 1 || hs[0].Size != res.Size {
+		t.Fatalf("health %+v", hs)
 	}
 }
 

@@ -10,19 +10,21 @@ import (
 	"sync"
 
 	"github.com/roostmq/roost/internal/backup"
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
 // Data export and import (docs/data-export-import.md):
 //
-//	POST   /api/v1/data/export          {filename?, tables?, include?: ["sessions"]} → the file written in the backup dir
-//	GET    /api/v1/data/files           files of the backup dir
-//	GET    /api/v1/data/files/{name}    download (administrators only: exports hold credential hashes)
+//	POST   /api/v1/data/export          {filename?, tables?, include?: ["sessions"], to?} → the file written to backup.target (or to)
+//	GET    /api/v1/data/files           files of the backup dir; ?remote=true: of backup.target
+//	GET    /api/v1/data/files/{name}    download (administrators only: exports hold credential hashes); ?remote=true
 //	POST   /api/v1/data/files           upload (multipart "file", or a raw body with ?name=); validated before it is kept
-//	DELETE /api/v1/data/files/{name}
+//	DELETE /api/v1/data/files/{name}    ?remote=true
 //	POST   /api/v1/data/import          {filename, dry_run, replace, tables, format, restore_config_files, emqx_auth_as}
 //	                                    or multipart: an "options" part (that JSON, filename optional), then the
-//	                                    "file" part: imported (or dry-run) without keeping a copy
+//	                                    "file" part: imported (or dry-run) without keeping a copy;
+//	                                    filename s3://bucket/prefix/name: read from there, no copy kept (administrators)
 //
 // Export and import answer one JSON document, or, when the request
 // accepts application/x-ndjson, a stream of lines: {"progress":{...}}
@@ -32,11 +34,24 @@ import (
 // CodeInvalidFile is the error code of an export or upload with problems.
 const CodeInvalidFile = "INVALID_FILE"
 
+// CodeTargetFailed is the error code of a backup target (a directory, an
+// S3 service) that refused or failed an operation; the message names the
+// target and, for S3, the service's error code.
+const CodeTargetFailed = "TARGET_FAILED"
+
+// CodeNoRemoteTarget is a ?remote=true request to a node whose
+// backup.target is not set (its backups and exports are in its backup
+// dir): 400, told from other bad requests by this code.
+const CodeNoRemoteTarget = "NO_REMOTE_TARGET"
+
 // ExportRequest is the body of POST /api/v1/data/export.
 type ExportRequest struct {
 	Filename string   `json:"filename,omitempty"`
 	Tables   []string `json:"tables,omitempty"`
 	Include  []string `json:"include,omitempty"` // "sessions"
+	// To: "" backup.target, "local" the backup dir, an absolute
+	// directory path or s3://bucket/prefix (administrators only).
+	To string `json:"to,omitempty"`
 }
 
 // ImportRequest is the body of POST /api/v1/data/import.
@@ -90,6 +105,8 @@ func dataError(err error) error {
 	switch {
 	case err == nil || errors.As(err, &e):
 		return err
+	case errors.Is(err, backup.ErrNoRemote):
+		return errorf(http.StatusBadRequest, CodeNoRemoteTarget, "%v", strings.TrimPrefix(err.Error(), backup.ErrBadRequest.Error()+": "))
 	case errors.Is(err, backup.ErrBadRequest), errors.Is(err, backup.ErrFormatUnsupported):
 		return badRequest("%v", strings.TrimPrefix(err.Error(), backup.ErrBadRequest.Error()+": "))
 	case errors.Is(err, backup.ErrFileNotFound):
@@ -98,6 +115,10 @@ func dataError(err error) error {
 		return conflict("%v", strings.TrimPrefix(err.Error(), backup.ErrFileExists.Error()+": "))
 	case errors.Is(err, backup.ErrImportInProgress):
 		return errorf(http.StatusConflict, CodeConflict, "%v", err)
+	}
+	var te *target.Error
+	if errors.As(err, &te) {
+		return errorf(http.StatusBadGateway, CodeTargetFailed, "%v", err)
 	}
 	return err
 }
@@ -218,7 +239,10 @@ func (h *dataHandlers) export(w http.ResponseWriter, r *http.Request) error {
 		}
 		sessions = true
 	}
-	req := backup.ExportRequest{Filename: in.Filename, Tables: tables, IncludeSessions: sessions}
+	if in.To != "" && !isAdministrator(r) {
+		return forbidden("only administrators may choose where an export is written")
+	}
+	req := backup.ExportRequest{Filename: in.Filename, Tables: tables, IncludeSessions: sessions, To: in.To}
 	if err := h.d.CheckExport(req); err != nil {
 		return dataError(err)
 	}
@@ -229,11 +253,25 @@ func (h *dataHandlers) export(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *dataHandlers) list(w http.ResponseWriter, r *http.Request) error {
+	remote, err := remoteParam(r)
+	if err != nil {
+		return err
+	}
+	if remote {
+		files, err := h.d.RemoteFiles(r.Context())
+		if err != nil {
+			return dataError(err)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"data": files, "location": h.d.Target().String(), "remote": true,
+			"schedule": h.d.ScheduleStatus()})
+		return nil
+	}
 	files, err := h.d.Files()
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"data": files, "dir": h.d.Dir()})
+	writeJSON(w, http.StatusOK, map[string]any{"data": files, "dir": h.d.Dir(), "location": h.d.Dir(), "remote": false,
+		"schedule": h.d.ScheduleStatus()})
 	return nil
 }
 
@@ -241,7 +279,17 @@ func (h *dataHandlers) download(w http.ResponseWriter, r *http.Request) error {
 	if !isAdministrator(r) {
 		return forbidden("only administrators may download data files (they hold credential hashes)")
 	}
-	f, fi, err := h.d.Open(r.PathValue("name"))
+	remote, err := remoteParam(r)
+	if err != nil {
+		return err
+	}
+	var f io.ReadCloser
+	var fi backup.FileInfo
+	if remote {
+		f, fi, err = h.d.OpenRemote(r.Context(), r.PathValue("name"))
+	} else {
+		f, fi, err = h.d.Open(r.PathValue("name"))
+	}
 	if err != nil {
 		return dataError(err)
 	}
@@ -255,7 +303,7 @@ func (h *dataHandlers) download(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.Header().Set("Content-Type", ctype)
 	w.Header().Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fi.Name}))
-	http.ServeContent(w, r, "", fi.ModifiedAt, f)
+	serveObject(w, r, f, fi.Size, fi.ModifiedAt)
 	return nil
 }
 
@@ -351,7 +399,16 @@ func (h *dataHandlers) receive(r *http.Request, in *ImportRequest) (*backup.Rece
 }
 
 func (h *dataHandlers) delete(w http.ResponseWriter, r *http.Request) error {
-	if err := h.d.Delete(r.PathValue("name")); err != nil {
+	remote, err := remoteParam(r)
+	if err != nil {
+		return err
+	}
+	if remote {
+		err = h.d.DeleteRemote(r.Context(), r.PathValue("name"))
+	} else {
+		err = h.d.Delete(r.PathValue("name"))
+	}
+	if err != nil {
 		return dataError(err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -385,6 +442,19 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 				return forbidden("only administrators may import the %s table", t)
 			}
 		}
+	}
+	if target.IsURL(in.Filename) {
+		// An export at a target: read into a file of this import only
+		// (as a multipart import's), removed before the answer.
+		if !admin {
+			return forbidden("only administrators may import from a remote target (the node's credentials read it)")
+		}
+		rf, err := h.d.Fetch(r.Context(), in.Filename)
+		if err != nil {
+			return dataError(err)
+		}
+		received = rf
+		defer h.removeReceived(&received)
 	}
 	req := backup.ImportRequest{Filename: in.Filename, Received: received, ImportOptions: backup.ImportOptions{
 		Format: in.Format, DryRun: in.DryRun, Replace: in.Replace, Tables: in.Tables, Privileged: admin,

@@ -64,6 +64,8 @@ func TestDataExportDownloadUploadImport(t *testing.T) {
 	if len(files.Data) != 2 {
 		t.Fatalf("files: %+v", files)
 	}
+	// No backup.target: the remote side is refused with its own code.
+	e.expectErr(e.do("GET", "/api/v1/data/files?remote=true", nil), http.StatusBadRequest, CodeNoRemoteTarget, "backup.target is not set")
 
 	res, err := http.Get(e.local.URL + "/api/v1/data/files/a.json")
 	if err != nil {

@@ -1,12 +1,14 @@
 package api
 
 import (
-	"github.com/roostmq/roost/internal/backup/nodebackup"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/roostmq/roost/internal/backup"
+	"github.com/roostmq/roost/internal/backup/nodebackup"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -24,6 +26,12 @@ type Status struct {
 	Listeners     []Listener `json:"listeners"`
 	// Backups is the state of the scheduled node backups.
 	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
+	// Exports is the state of the scheduled data exports.
+	Exports *backup.ExportSchedule `json:"exports,omitempty"`
+	// Targets is the health of the backups and exports written to each
+	// target: last success, last failure and why, duration, size (as
+	// /metrics shows it).
+	Targets []backup.TargetStatus `json:"targets,omitempty"`
 	// Authn is how the node authenticates MQTT clients now.
 	Authn *AuthnStatus `json:"authn,omitempty"`
 }

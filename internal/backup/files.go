@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -119,36 +121,32 @@ func (m *Manager) Delete(name string) error {
 	return nil
 }
 
-// The hidden temp files of the backup dir, by what made them.
+// What made the temp files of the backup dir that are not an object
+// being written (those are target.TempPrefix+<name>-…, see target.Dir):
+// every temp file there is target.TempPrefix+<what>-<random>.
 const (
-	uploadPrefix   = "upload"
-	exportPrefix   = "export"
-	spoolPrefix    = "spool"
-	receivedPrefix = "received"
+	uploadTemp   = "upload"
+	spoolTemp    = "spool"
+	receivedTemp = "received"
 )
 
-// RemoveStaleTemps removes the temp files that an upload, export, import
-// or received file left in the backup dir when the node stopped in the
-// middle. Call it at start, before any of them runs.
+// RemoveStaleTemps removes the temp files that anything writing the
+// backup dir left there when the node stopped in the middle: node
+// backups and exports being written, uploads, import spools, received
+// files. Call it at start, before any of them runs (only this node
+// writes its backup dir).
 func (m *Manager) RemoveStaleTemps() {
-	ents, _ := os.ReadDir(m.opts.Dir)
-	for _, e := range ents {
-		for _, p := range []string{uploadPrefix, exportPrefix, spoolPrefix, receivedPrefix} {
-			if strings.HasPrefix(e.Name(), "."+p+"-") && strings.HasSuffix(e.Name(), ".tmp") && e.Type().IsRegular() {
-				if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
-					m.log.Info("removed a temp file left by an unfinished data transfer", "file", e.Name())
-				}
-			}
-		}
+	for _, n := range target.RemoveStaleTemps(m.opts.Dir) {
+		m.log.Info("removed a temp file left by an unfinished backup or data transfer", "file", n)
 	}
 }
 
 // createTemp makes a hidden temp file in the backup dir (mode 0600).
-func (m *Manager) createTemp(prefix string) (*os.File, error) {
+func (m *Manager) createTemp(what string) (*os.File, error) {
 	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create backup dir: %w", err)
 	}
-	f, err := os.CreateTemp(m.opts.Dir, "."+prefix+"-*.tmp")
+	f, err := os.CreateTemp(m.opts.Dir, target.TempPrefix+what+"-*")
 	if err != nil {
 		return nil, fmt.Errorf("create a file in the backup dir: %w", err)
 	}
@@ -235,7 +233,7 @@ func (m *Manager) Receive(name string, r io.Reader) (*ReceivedFile, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	tmp, err := m.createTemp(receivedPrefix)
+	tmp, err := m.createTemp(receivedTemp)
 	if err != nil {
 		return nil, err
 	}
@@ -278,7 +276,7 @@ func (m *Manager) Upload(ctx context.Context, name string, r io.Reader, opts Upl
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	tmp, err := m.createTemp(uploadPrefix)
+	tmp, err := m.createTemp(uploadTemp)
 	if err != nil {
 		return nil, err
 	}
@@ -324,13 +322,19 @@ type ExportRequest struct {
 	Filename        string
 	Tables          []string // nil: all
 	IncludeSessions bool
-	Progress        func(Progress)
+	// To is where the export goes: "" backup.target; "local" the
+	// node's backup dir; an absolute directory path; s3://bucket/prefix.
+	To        string
+	Progress  func(Progress)
+	scheduled bool
 }
 
 // ExportFile describes a written export.
 type ExportFile struct {
 	Filename      string         `json:"filename"`
-	Path          string         `json:"path"`
+	Path          string         `json:"path"`   // the file's path, or the object's s3:// URL
+	Target        string         `json:"target"` // a directory or s3://bucket/prefix
+	Remote        bool           `json:"remote"` // at backup.target rather than in the backup dir
 	Size          int64          `json:"size"`
 	Format        string         `json:"format"`
 	Version       int            `json:"version"`
@@ -358,9 +362,9 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 		if !strings.HasSuffix(req.Filename, ".json") && !strings.HasSuffix(req.Filename, ".json.gz") {
 			return fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, req.Filename)
 		}
-		if _, err := os.Stat(filepath.Join(m.opts.Dir, req.Filename)); err == nil {
-			return fmt.Errorf("%w: %s is already in the backup dir (delete it or choose another name)", ErrFileExists, req.Filename)
-		}
+	}
+	if _, err := m.targetOf(req.To); err != nil {
+		return err
 	}
 	for _, t := range req.Tables {
 		if !slices.Contains(storeTables(), t) {
@@ -374,40 +378,53 @@ func (m *Manager) CheckExport(req ExportRequest) error {
 }
 
 // Export writes the tables, from one linearizable read point, with the
-// node's config files, into a file of the backup dir. On a follower the
-// read point is reached by committing a no-op entry through the leader
-// and waiting to apply it (store.SyncPoint): the export then holds every
-// write acknowledged before it started, on whichever node it runs. The
-// outcome goes to Options.Health.
+// node's config files, to a target (backup.target by default), streaming
+// (a directory shows the file once complete, a bucket once its upload
+// is). On a follower the read point is reached by committing a no-op
+// entry through the leader and waiting to apply it (store.SyncPoint):
+// the export then holds every write acknowledged before it started, on
+// whichever node it runs. The outcome goes to Options.Health, under the
+// export's target.
 func (m *Manager) Export(ctx context.Context, req ExportRequest) (*ExportFile, error) {
 	start := time.Now()
-	out, err := m.export(ctx, req, start)
-	var size int64
-	if out != nil {
-		size = out.Size
+	out, tg, err := m.export(ctx, req, start)
+	if tg != nil { // else refused before a target was known: a bad request
+		var name string
+		var size int64
+		if out != nil {
+			name, size = out.Filename, out.Size
+		}
+		m.opts.Health.Record(ctx, KindDataExport, TargetLabel(tg, m.opts.Dir), start, name, size, err)
 	}
-	m.opts.Health.Record(KindDataExport, TargetLocal, start, size, err)
 	return out, err
 }
 
-func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time) (*ExportFile, error) {
+// export returns the target too, once resolved, for the health record.
+func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time) (*ExportFile, target.Target, error) {
 	name, rename := req.Filename, false
 	if name == "" {
-		name, rename = "roost-export-"+start.UTC().Format("20060102T150405Z")+".json.gz", true
+		name, rename = exportPrefix+start.UTC().Format(exportTimeLayout)+".json.gz", true
+		if req.scheduled {
+			name = exportPrefix + start.UTC().Format(scheduledTimeLayout) + scheduledSuffix + ".json.gz"
+		}
 	}
 	if err := CheckName(name); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !strings.HasSuffix(name, ".json") && !strings.HasSuffix(name, ".json.gz") {
-		return nil, fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, name)
+		return nil, nil, fmt.Errorf("%w: export file name %q must end in .json or .json.gz", ErrBadRequest, name)
 	}
-	if _, err := os.Stat(filepath.Join(m.opts.Dir, name)); err == nil && !rename {
-		return nil, fmt.Errorf("%w: %s is already in the backup dir (delete it or choose another name)", ErrFileExists, name)
+	tg, err := m.targetOf(req.To)
+	if err != nil {
+		return nil, nil, err
+	}
+	if name, err = freeName(ctx, tg, name, rename); err != nil {
+		return nil, tg, err
 	}
 	tables := req.Tables
 	for _, t := range tables {
 		if !slices.Contains(storeTables(), t) {
-			return nil, fmt.Errorf("%w: unknown table %q (tables: %s)", ErrBadRequest, t, strings.Join(storeTables(), ", "))
+			return nil, tg, fmt.Errorf("%w: unknown table %q (tables: %s)", ErrBadRequest, t, strings.Join(storeTables(), ", "))
 		}
 	}
 	if tables != nil {
@@ -416,57 +433,40 @@ func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time
 	var sessions func(io.Writer) (int64, error)
 	if req.IncludeSessions {
 		if m.opts.Sessions == nil {
-			return nil, fmt.Errorf("%w: this node keeps no persistent sessions to include", ErrBadRequest)
+			return nil, tg, fmt.Errorf("%w: this node keeps no persistent sessions to include", ErrBadRequest)
 		}
 		sessions = m.opts.Sessions
 	}
 	if _, err := m.st.SyncPoint(ctx); err != nil {
-		return nil, fmt.Errorf("export: reach a consistent read point: %w", err)
+		return nil, tg, fmt.Errorf("export: reach a consistent read point: %w", err)
 	}
 
-	tmp, err := m.createTemp(exportPrefix)
-	if err != nil {
-		return nil, err
-	}
-	tmpName := tmp.Name()
-	defer os.Remove(tmpName) // after keep, a no-op
-	var w io.Writer = tmp
-	var zw *gzip.Writer
-	if strings.HasSuffix(name, ".gz") {
-		zw, _ = gzip.NewWriterLevel(tmp, gzip.BestSpeed)
-		w = zw
-	}
 	var res *ExportResult
-	err = m.st.View(func(tx *store.Tx) error {
-		var err error
-		res, err = WriteExport(ctx, w, tx, ExportOptions{
-			Header: Header{RoostVersion: m.opts.Version, ClusterID: m.opts.ClusterID(), SourceNode: m.opts.NodeName,
-				RaftIndex: tx.AppliedIndex(), CreatedAt: start.UTC()},
-			Tables: tables, ConfigFiles: m.opts.ConfigFiles(), Sessions: sessions, Progress: req.Progress,
+	obj, err := tg.Put(ctx, name, func(out io.Writer) error {
+		w := out
+		var zw *gzip.Writer
+		if strings.HasSuffix(name, ".gz") {
+			zw, _ = gzip.NewWriterLevel(out, gzip.BestSpeed)
+			w = zw
+		}
+		err := m.st.View(func(tx *store.Tx) error {
+			var err error
+			res, err = WriteExport(ctx, w, tx, ExportOptions{
+				Header: Header{RoostVersion: m.opts.Version, ClusterID: m.opts.ClusterID(), SourceNode: m.opts.NodeName,
+					RaftIndex: tx.AppliedIndex(), CreatedAt: start.UTC()},
+				Tables: tables, ConfigFiles: m.opts.ConfigFiles(), Sessions: sessions, Progress: req.Progress,
+			})
+			return err
 		})
+		if err == nil && zw != nil {
+			err = zw.Close()
+		}
 		return err
 	})
-	if err == nil && zw != nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
+		return nil, tg, fmt.Errorf("export: %w", TargetError(err))
 	}
-	kept, err := m.keep(tmpName, name, rename)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(filepath.Join(m.opts.Dir, kept))
-	if err != nil {
-		return nil, err
-	}
-	out := &ExportFile{Filename: kept, Path: filepath.Join(m.opts.Dir, kept), Size: fi.Size(), Format: FormatName,
+	out := &ExportFile{Filename: name, Path: ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size, Format: FormatName,
 		Version: FormatVersion, SourceNode: res.Header.SourceNode, ClusterID: res.Header.ClusterID,
 		RaftIndex: res.Header.RaftIndex, CreatedAt: res.Header.CreatedAt, Counts: res.Counts,
 		ConfigFiles: len(m.opts.ConfigFiles()), Sessions: sessions != nil, Checksum: res.Checksum}
@@ -479,9 +479,29 @@ func (m *Manager) export(ctx context.Context, req ExportRequest, start time.Time
 	}
 	d := time.Since(start)
 	out.DurationMS, out.RecordsPerSec = d.Milliseconds(), rate(out.Records, d)
-	m.log.Info("export written", "file", kept, "size", out.Size, "records", out.Records, "raft_index", out.RaftIndex,
-		"duration", d.Round(time.Millisecond))
-	return out, nil
+	m.log.Info("export written", "target", tg.String(), "file", name, "size", out.Size, "records", out.Records,
+		"raft_index", out.RaftIndex, "duration", d.Round(time.Millisecond))
+	return out, tg, nil
+}
+
+// freeName returns name, or with rename the first numbered variant of it
+// that tg does not hold.
+func freeName(ctx context.Context, tg target.Target, name string, rename bool) (string, error) {
+	for i := 1; i < 1000; i++ {
+		try := name
+		if i > 1 {
+			try = numbered(name, i)
+		}
+		// Any error but "found" leaves the name to Put, whose error says
+		// more (an S3 HEAD answer carries no error code).
+		if _, err := tg.Stat(ctx, try); err != nil {
+			return try, nil
+		}
+		if !rename {
+			return "", fmt.Errorf("%w: %s is already at %s (delete it or choose another name)", ErrFileExists, name, tg)
+		}
+	}
+	return "", fmt.Errorf("%w: too many files named like %s", ErrFileExists, name)
 }
 
 // isNodeBackup tells the node backups (internal/backup/nodebackup) that

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/store"
 )
 
@@ -44,9 +45,20 @@ type Options struct {
 	// guess by characteristic member names.
 	DetectForeign func(head []byte) string
 	Logger        *slog.Logger
-	// Health records each export's outcome (kind data_export, target
-	// local). Nil: not recorded.
+	// Target is where exports go by default (backup.target); nil: Dir.
+	Target target.Target
+	// Resolve returns the target of an s3://bucket/prefix or a
+	// directory path (an export's "to", an import's s3:// source). Nil:
+	// only the defaults.
+	Resolve func(spec string) (target.Target, error)
+	// Health records every export's outcome (kind data_export) under its
+	// target (TargetLabel). Nil: not recorded.
 	Health *Health
+	// ExportInterval schedules exports to Target (0: none), made only
+	// while IsLeader says this node leads, keeping ExportKeep of them.
+	ExportInterval time.Duration
+	ExportKeep     int
+	IsLeader       func() bool
 
 	// StageBytes bounds the records of one staging op (default 1 MiB);
 	// StageWindow is how many are in flight at once (default 4).
@@ -65,6 +77,8 @@ type Manager struct {
 	st       *store.Store
 	log      *slog.Logger
 	importMu sync.Mutex // one import at a time on this node
+	smu      sync.Mutex
+	sch      ExportSchedule
 }
 
 // New returns a Manager.
@@ -87,7 +101,17 @@ func New(opts Options) *Manager {
 	if opts.ConfigFiles == nil {
 		opts.ConfigFiles = func() []string { return nil }
 	}
-	return &Manager{opts: opts, st: opts.Store, log: opts.Logger.With("component", "backup")}
+	if opts.Target == nil {
+		opts.Target = target.NewDir(opts.Dir)
+	}
+	if opts.IsLeader == nil {
+		opts.IsLeader = func() bool { return true }
+	}
+	opts.Health.Declare(KindDataExport, TargetLabel(opts.Target, opts.Dir), max(opts.ExportInterval, 0))
+	m := &Manager{opts: opts, st: opts.Store, log: opts.Logger.With("component", "backup")}
+	m.sch = ExportSchedule{Enabled: opts.ExportInterval > 0, Interval: opts.ExportInterval.String(), Keep: opts.ExportKeep,
+		Target: opts.Target.String()}
+	return m
 }
 
 // Dir is the backup dir.

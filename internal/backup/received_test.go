@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/roostmq/roost/internal/backup/target"
 )
 
 // TestReceivedFileAndStaleTemps: a received file is hidden (not in Files)
 // until Remove; at start, RemoveStaleTemps removes the temp files an
-// unfinished upload, export, import or received file left, and nothing
-// else.
+// unfinished node backup, export, upload, import or received file left
+// (and those of earlier versions' names), and nothing else.
 func TestReceivedFileAndStaleTemps(t *testing.T) {
 	m := New(Options{Dir: filepath.Join(t.TempDir(), "backup"), Logger: quiet})
 	rf, err := m.Receive("in.json", strings.NewReader(`{"format":"roost-export"}`))
@@ -31,8 +33,20 @@ func TestReceivedFileAndStaleTemps(t *testing.T) {
 		t.Error("Receive took a name outside the backup dir")
 	}
 
-	keep := []string{"a.json", ".tmp-backup-1.tar", "b.tmp", ".other-1.tmp"}
-	stale := []string{".upload-1.tmp", ".export-2.tmp", ".spool-3.tmp", ".received-4.tmp"}
+	keep := []string{"a.json", "roost-backup-n1-20260101T000000.000Z.tar.zst", "b.tmp", ".other-1.tmp", ".partial"}
+	// Written by the node as the writes make them: a directory target's
+	// object being written (target.Dir.Put: node backups, exports), the
+	// sessions copy of a node backup; and the temp files of this package.
+	stale := []string{target.TempPrefix + "roost-backup-n1-20260101T000000.000Z-auto.tar.zst-123",
+		target.TempPrefix + "roost-export-20260101T000000Z.json.gz-456", target.TempPrefix + "sessions-789",
+		".upload-1.tmp", ".export-2.tmp", ".spool-3.tmp", ".received-4.tmp", ".tmp-backup-5", ".tmp-sessions-6"}
+	for _, what := range []string{uploadTemp, spoolTemp, receivedTemp} {
+		f, err := m.createTemp(what)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close() // left as a crash leaves it
+	}
 	for _, n := range append(append([]string{}, keep...), stale...) {
 		if err := os.WriteFile(filepath.Join(m.Dir(), n), []byte("x"), 0o600); err != nil {
 			t.Fatal(err)

@@ -25,7 +25,7 @@ type spool struct {
 }
 
 func (m *Manager) newSpool() (*spool, error) {
-	f, err := m.createTemp(spoolPrefix)
+	f, err := m.createTemp(spoolTemp)
 	if err != nil {
 		return nil, err
 	}

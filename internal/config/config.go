@@ -24,6 +24,7 @@ type Config struct {
 	MQTT      MQTTConfig      `toml:"mqtt"`
 	Log       LogConfig       `toml:"log"`
 	Backup    BackupConfig    `toml:"backup"`
+	Export    ExportConfig    `toml:"export"`
 }
 
 type NodeConfig struct {
@@ -158,6 +159,30 @@ type LogConfig struct {
 type BackupConfig struct {
 	Interval Duration `toml:"interval"` // scheduled node backups; 0 = off (default)
 	Keep     int      `toml:"keep"`     // scheduled backups kept (default 7)
+	// Target is where node backups and data exports are written: ""
+	// (default) <data_dir>/backup; an absolute directory path; or
+	// s3://bucket/prefix, reached with the S3 keys.
+	Target string         `toml:"target"`
+	S3     BackupS3Config `toml:"s3"`
+}
+
+// BackupS3Config says how to reach the S3-compatible service of an
+// s3:// backup.target. The secret is never logged or shown.
+type BackupS3Config struct {
+	Endpoint            string `toml:"endpoint"`               // https://host[:port] or http://host[:port] (default https://s3.amazonaws.com)
+	Region              string `toml:"region"`                 // "" asks the service
+	AccessKeyID         string `toml:"access_key_id"`          // unset: $AWS_ACCESS_KEY_ID
+	SecretAccessKey     string `toml:"secret_access_key"`      // unset: secret_access_key_file, then $AWS_SECRET_ACCESS_KEY
+	SecretAccessKeyFile string `toml:"secret_access_key_file"` // its first line is the secret
+	PathStyle           bool   `toml:"path_style"`             // address buckets as endpoint/bucket
+	CAFile              string `toml:"ca_file"`                // PEM bundle to verify the endpoint with
+}
+
+// ExportConfig schedules data exports (one per interval in the cluster,
+// made by the raft leader) to backup.target.
+type ExportConfig struct {
+	Interval Duration `toml:"interval"` // 0 = off (default)
+	Keep     int      `toml:"keep"`     // scheduled exports kept (default 7)
 }
 
 // Duration is a time.Duration written as a Go duration string ("1h30m").

@@ -47,6 +47,7 @@ func Default() Config {
 		},
 		Log:    LogConfig{Level: "info"},
 		Backup: BackupConfig{Keep: 7},
+		Export: ExportConfig{Keep: 7},
 	}
 }
 

@@ -184,15 +184,17 @@ func resolveEnables(ls *ListenersConfig) {
 func decodeFile(file string, data []byte, c *Config) (map[string]position, []*KeyError, error) {
 	var raw map[string]any
 	if err := toml.Unmarshal(data, &raw); err != nil {
+		// A key defined twice is named with both places (go-toml before
+		// v2.4 reports it without a position, later ones as a syntax
+		// error at the second).
+		if _, dup := keyPositions(data); dup != nil {
+			return nil, nil, &SyntaxError{File: file, Line: dup.Line, Col: dup.Col, Msg: dup.Key + ": " + dup.Msg,
+				Text: sourceLine(data, dup.Line)}
+		}
 		var de *toml.DecodeError
 		if errors.As(err, &de) {
 			line, col := de.Position()
 			return nil, nil, newSyntaxError(file, data, line, col, strings.TrimPrefix(de.Error(), "toml: "))
-		}
-		// go-toml reports some errors (a key defined twice) without a position.
-		if _, dup := keyPositions(data); dup != nil {
-			return nil, nil, &SyntaxError{File: file, Line: dup.Line, Col: dup.Col, Msg: dup.Key + ": " + dup.Msg,
-				Text: sourceLine(data, dup.Line)}
 		}
 		return nil, nil, fmt.Errorf("%s: TOML error: %s", file, strings.TrimPrefix(err.Error(), "toml: "))
 	}

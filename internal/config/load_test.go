@@ -36,6 +36,10 @@ func TestDefault(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"backup.keep", c.Backup.Keep, 7},
 		{"backup.interval", c.Backup.Interval, Duration(0)},
+		{"backup.target", c.Backup.Target, ""},
+		{"backup.s3.path_style", c.Backup.S3.PathStyle, false},
+		{"export.interval", c.Export.Interval, Duration(0)},
+		{"export.keep", c.Export.Keep, 7},
 	}
 	for _, ch := range checks {
 		if ch.got != ch.want {
@@ -347,6 +351,12 @@ func TestFileErrors(t *testing.T) {
 		{"zero inflight", "mqtt.max_inflight = 0\n", []string{"mqtt.max_inflight: expected an integer from 1 to 65535, got 0"}},
 		{"negative duration", "mqtt.session_expiry_v3 = \"-1h\"\n", []string{"mqtt.session_expiry_v3: must be between 1s and"}},
 		{"negative keep", "backup.keep = -3\n", []string{"backup.keep: must be at least 1, got -3"}},
+		{"relative target", "backup.target = \"backups\"\n", []string{"backup.target: want an absolute directory path or s3://bucket/prefix"}},
+		{"s3 target without bucket", "backup.target = \"s3:///p\"\n", []string{"backup.target: \"s3:///p\" names no bucket"}},
+		{"other scheme", "backup.target = \"gs://b/p\"\n", []string{"backup.target: want an absolute directory path or s3://bucket/prefix"}},
+		{"s3 endpoint scheme", "backup.s3.endpoint = \"ftp://h\"\n", []string{"backup.s3.endpoint: want https://host[:port]"}},
+		{"zero export keep", "export.keep = 0\n", []string{"export.keep: must be at least 1, got 0"}},
+		{"negative export interval", "export.interval = \"-1h\"\n", []string{"export.interval: must not be negative"}},
 		{"bad node name", "node.name = \"roost at host\"\n", []string{"node.name: expected a name such as"}},
 		{"bad listener name", "listeners.tcp.LAN.bind = \"0.0.0.0:1999\"\n", []string{"listeners.tcp.LAN", "lowercase"}},
 		{"quoted listener name", "[listeners.tcp.\"my lan\"]\nbind = \"0.0.0.0:1999\"\n", []string{`:1:2: listeners.tcp."my lan": listener name "my lan"`}},

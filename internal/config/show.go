@@ -11,7 +11,7 @@ import (
 
 // secretKeys are never printed by Entries: `roost config show` output
 // ends up in tickets and chat.
-var secretKeys = map[string]bool{"node.cookie": true, "dashboard.default_password": true}
+var secretKeys = map[string]bool{"node.cookie": true, "dashboard.default_password": true, "backup.s3.secret_access_key": true}
 
 // defaultNotes say what an empty or computed default means at run time.
 var defaultNotes = map[string]string{

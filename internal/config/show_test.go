@@ -25,6 +25,9 @@ dashboard.default_password = "first-admin-pw"
 [authn]
 password_hash = "bcrypt"
 
+[backup.s3]
+secret_access_key = "s3-secret-key-0123456789"
+
 [listeners.ssl.default]
 certfile = "/etc/roost/certs/s.pem"
 keyfile = "/etc/roost/certs/s.key"
@@ -36,7 +39,7 @@ keyfile = "/etc/roost/certs/s.key"
 
 	want := map[string][2]string{ // key -> value, source
 		"authn.password_hash":            {`"bcrypt"`, conf + ":5"},
-		"listeners.ssl.default.certfile": {`"/etc/roost/certs/s.pem"`, conf + ":8"},
+		"listeners.ssl.default.certfile": {`"/etc/roost/certs/s.pem"`, conf + ":11"},
 		"listeners.ssl.default.bind":     {`"0.0.0.0:8883"`, "default"},
 		"listeners.ssl.default.enable":   {"true", "default"},
 		"cluster.seeds":                  {`["a:4370", "b:4370"]`, "ROOST_CLUSTER__SEEDS"},
@@ -62,12 +65,12 @@ keyfile = "/etc/roost/certs/s.key"
 	}
 
 	out := FormatEntries("header", l.Entries())
-	for _, secret := range []string{"a-long-cluster-secret", "first-admin-pw"} {
+	for _, secret := range []string{"a-long-cluster-secret", "first-admin-pw", "s3-secret-key"} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output shows a secret %q:\n%s", secret, out)
 		}
 	}
-	for _, k := range []string{"node.cookie", "dashboard.default_password"} {
+	for _, k := range []string{"node.cookie", "dashboard.default_password", "backup.s3.secret_access_key"} {
 		if e := got[k]; !e.Secret || e.Value != "" {
 			t.Errorf("%s: %+v, want a secret without value", k, e)
 		}

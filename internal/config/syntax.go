@@ -49,11 +49,12 @@ func caretIndent(line string, col int) string {
 }
 
 // newSyntaxError places a go-toml parse error on its line of data. An
-// error at the very end of the document (an unclosed array or string)
-// is shown at the end of the last line that has text, where the fix goes.
+// error at the very end of the document (an unclosed array or string:
+// nothing but blank lines from it on) is shown at the end of the last
+// line that has text, where the fix goes.
 func newSyntaxError(file string, data []byte, line, col int, msg string) *SyntaxError {
 	lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
-	if line > len(lines) || (line == len(lines) && strings.TrimSpace(lines[line-1]) == "") {
+	if line > len(lines) || line >= 1 && blankFrom(lines, line-1) {
 		line = len(lines)
 		for line > 1 && strings.TrimSpace(lines[line-1]) == "" {
 			line--
@@ -69,10 +70,23 @@ func newSyntaxError(file string, data []byte, line, col int, msg string) *Syntax
 		Text: strings.TrimRight(text, " \t")}
 }
 
+// blankFrom reports whether lines[i:] are all blank.
+func blankFrom(lines []string, i int) bool {
+	for _, l := range lines[i:] {
+		if strings.TrimSpace(l) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// go-toml's messages, of v2.2 and of v2.4 (which reworded many).
 var (
 	expectedChar = regexp.MustCompile(`^expected character (.)( but the document ended here)?$`)
 	gotRune      = regexp.MustCompile(`^expected newline but got U\+[0-9A-F]+ '(.+)'$`)
-	badEscape    = regexp.MustCompile(`^invalid escaped character U\+[0-9A-F]+ '(.+)'$`)
+	badEscape    = regexp.MustCompile(`^invalid escaped? character U\+[0-9A-F]+ '(.+)'$`)
+	noValue      = regexp.MustCompile(`^unexpected character U\+[0-9A-F]+( '.*')? at start of value$`)
+	quotedRune   = regexp.MustCompile(`^U\+[0-9A-F]+ '(.+)'$`)
 )
 
 const escapeHint = `; write \\ for a backslash, or use a 'literal string'`
@@ -86,9 +100,9 @@ func friendlySyntax(msg, line string, col int) (string, int) {
 		at = line[col-1:]
 	}
 	switch {
-	case msg == "incomplete number":
-		// go-toml tries a number when nothing else fits: the value is
-		// missing or is not a TOML value at all.
+	case msg == "incomplete number" || noValue.MatchString(msg):
+		// go-toml (v2.2) tries a number when nothing else fits: the
+		// value is missing or is not a TOML value at all.
 		tok := token(at)
 		switch {
 		case tok == "":
@@ -107,7 +121,15 @@ func friendlySyntax(msg, line string, col int) (string, int) {
 		return `unterminated multi-line string: missing closing '''`, col
 	case msg == "expected value, not eof":
 		return "expected a value before the end of the file", col
-	case strings.HasPrefix(msg, "unicode point needs") || msg == "non-hex character":
+	case msg == "array is incomplete": // v2.4, at the end of the document
+		if before := strings.TrimSpace(line[:min(max(col-1, 0), len(line))]); strings.HasSuffix(before, ",") || strings.HasSuffix(before, "[") {
+			return "expected a value before the end of the file", col
+		}
+		return `expected "]" before the end of the file`, col
+	case msg == "expected ']' to close table name" && strings.HasPrefix(strings.TrimSpace(line), "["):
+		return `missing "]" to close the table header`, col
+	case strings.HasPrefix(msg, "unicode point needs") || msg == "non-hex character" ||
+		msg == "invalid hexadecimal digit in unicode escape sequence":
 		col = backslashBefore(line, col)
 		esc := `\u`
 		if col >= 1 && col < len(line) {
@@ -135,6 +157,9 @@ func friendlySyntax(msg, line string, col int) (string, int) {
 		return fmt.Sprintf("expected the end of the line after the value, found %q (one key = value per line; comments start with #)", m[1]), col
 	}
 	if r, ok := strings.CutPrefix(msg, "invalid character at start of key: "); ok {
+		if m := quotedRune.FindStringSubmatch(r); m != nil {
+			r = m[1]
+		}
 		return fmt.Sprintf("expected a key, found %q", r), col
 	}
 	return msg, col

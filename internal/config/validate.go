@@ -103,6 +103,22 @@ func (c *Config) Validate() error {
 	if c.Backup.Keep < 1 {
 		v.add("backup.keep", fmt.Sprintf("must be at least 1, got %d", c.Backup.Keep))
 	}
+	switch t := c.Backup.Target; {
+	case t == "", strings.HasPrefix(t, "/"):
+	case strings.HasPrefix(t, "s3://"):
+		if b, _, _ := strings.Cut(strings.TrimPrefix(t, "s3://"), "/"); b == "" {
+			v.add("backup.target", fmt.Sprintf("%q names no bucket: want s3://bucket/prefix", t))
+		}
+	default:
+		v.add("backup.target", fmt.Sprintf("want an absolute directory path or s3://bucket/prefix, got %q", t))
+	}
+	if e := c.Backup.S3.Endpoint; e != "" && strings.Contains(e, "://") && !strings.HasPrefix(e, "http://") && !strings.HasPrefix(e, "https://") {
+		v.add("backup.s3.endpoint", fmt.Sprintf("want https://host[:port] or http://host[:port], got %q", e))
+	}
+	v.nonNegative("export.interval", c.Export.Interval)
+	if c.Export.Keep < 1 {
+		v.add("export.keep", fmt.Sprintf("must be at least 1, got %d", c.Export.Keep))
+	}
 
 	return v.err()
 }

@@ -209,6 +209,10 @@ func (c *cli) statusCmd() *cobra.Command {
 					fmt.Fprintln(tw)
 					printSchedule(tw, *s.Backups)
 				}
+				if s.Exports != nil {
+					printExportSchedule(tw, *s.Exports)
+				}
+				printTargets(tw, s.Targets)
 			})
 		}),
 	}

@@ -80,16 +80,19 @@ func splitList(s string) []string {
 }
 
 func (c *cli) dataExportCmd() *cobra.Command {
-	var output, file, name, tables, include string
+	var output, file, name, tables, include, to string
 	cmd := &cobra.Command{
-		Use:   "export [-o FILE]",
+		Use:   "export [-o FILE] [--to TARGET]",
 		Short: "Export every replicated table (and the node's config files) to one JSON file",
 		Long: `Export the replicated tables — users, ACL rules, bans, retained messages,
 API keys, admins, cluster config overrides — from one consistent read point,
 with this node's config files, to one roost-export JSON document
-(docs/data-export-import.md). The node writes it into its backup dir
-(<data_dir>/backup), gzip-compressed when the name ends in .gz; by default
-roost-export-<UTC time>.json.gz.
+(docs/data-export-import.md). The node streams it to backup.target — its
+backup dir (<data_dir>/backup) unless that is set to a directory or an S3
+bucket — gzip-compressed when the name ends in .gz; by default
+roost-export-<UTC time>.json.gz. --to sends this one elsewhere: "local"
+(the backup dir), an absolute directory path on the node, or
+s3://bucket/prefix.
 
 With -o FILE (or --file FILE) the export is also downloaded to FILE on this
 machine: .json.gz for gzip, .json for plain JSON. -o table and -o json keep
@@ -104,6 +107,7 @@ hold secrets: keep exports like the config dir.`,
 	cmd.Flags().StringVar(&name, "name", "", "file name in the node's backup dir (default roost-export-<UTC time>.json.gz)")
 	cmd.Flags().StringVar(&tables, "tables", "", "comma-separated tables to export (default: all)")
 	cmd.Flags().StringVar(&include, "include", "", "also export: sessions (this node's persistent sessions, opaque)")
+	cmd.Flags().StringVar(&to, "to", "", `where the node writes it: "local", an absolute directory path or s3://bucket/prefix (default: backup.target)`)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		switch output {
 		case "table", "json":
@@ -115,14 +119,20 @@ hold secrets: keep exports like the config dir.`,
 			file = output
 		}
 		return c.long(&format, func(ctx context.Context, cl *Client, out *printer, cmd *cobra.Command, _ []string) error {
-			return c.export(ctx, cl, out, cmd.ErrOrStderr(), file, name, tables, include)
+			return c.export(ctx, cl, out, cmd.ErrOrStderr(), file, name, tables, include, to)
 		})(cmd, args)
 	}
 	return cmd
 }
 
-func (c *cli) export(ctx context.Context, cl *Client, out *printer, errw io.Writer, file, name, tables, include string) error {
+func (c *cli) export(ctx context.Context, cl *Client, out *printer, errw io.Writer, file, name, tables, include, to string) error {
 	req := map[string]any{}
+	if file != "" && to != "" && to != "local" {
+		return fmt.Errorf("-o/--file downloads from the backup dir or backup.target: not with --to %s", to)
+	}
+	if to != "" {
+		req["to"] = to
+	}
 	if file != "" && name != "" && strings.HasSuffix(file, ".gz") != strings.HasSuffix(name, ".gz") {
 		return fmt.Errorf("--name %s and the file %s disagree on gzip: give both the same ending (.json.gz or .json)", name, file)
 	}
@@ -153,8 +163,8 @@ func (c *cli) export(ctx context.Context, cl *Client, out *printer, errw io.Writ
 	pv.finish()
 	local := ""
 	if file != "" {
-		if err := cl.download(ctx, res.Filename, file, newProgressView(errw, "download")); err != nil {
-			return fmt.Errorf("download %s: %w (the export is on the node as %s)", res.Filename, err, res.Filename)
+		if err := cl.downloadFrom(ctx, "/api/v1/data/files/"+PathEscape(res.Filename)+remoteQuery(res.Remote), file, newProgressView(errw, "download")); err != nil {
+			return fmt.Errorf("download %s: %w (the export is at %s)", res.Filename, err, res.Path)
 		}
 		local, _ = filepath.Abs(file)
 	}
@@ -164,6 +174,7 @@ func (c *cli) export(ctx context.Context, cl *Client, out *printer, errw io.Writ
 	}{res, local}
 	return out.print(view, func(tw *tabwriter.Writer) {
 		row(tw, "file:", res.Path)
+		row(tw, "target:", res.Target)
 		if local != "" {
 			row(tw, "downloaded to:", local)
 		}
@@ -190,8 +201,10 @@ func (c *cli) dataImportCmd() *cobra.Command {
 		Long: `Import FILE into the cluster through this node: every node gets the data.
 
 FILE is a file on this machine (uploaded to the node's backup dir first;
-with --dry-run it is sent with the request and the node keeps no copy), or
-the name of a file already in the node's backup dir (see "data files").
+with --dry-run it is sent with the request and the node keeps no copy), the
+name of a file already in the node's backup dir (see "data files"), or
+s3://bucket/prefix/NAME: the node reads it with its backup.s3.* settings and
+keeps no copy.
 
 The node validates the whole file first — checksum, format and version, every
 record — and reports every problem with its table, record number and field;
@@ -270,8 +283,11 @@ func reportInvalid(out *printer, err error) error {
 
 // importInput resolves the file to import: its name, and the path of a
 // file on this machine to send to the node (empty for a file already in
-// the node's backup dir).
+// the node's backup dir, or an s3:// URL, which the node reads itself).
 func (c *cli) importInput(arg string) (name, local string, err error) {
+	if strings.HasPrefix(arg, "s3://") {
+		return arg, "", nil
+	}
 	fi, err := os.Stat(arg)
 	switch {
 	case err == nil && fi.Mode().IsRegular():
@@ -361,22 +377,35 @@ func importTable(rep *backup.ImportReport) func(*tabwriter.Writer) {
 }
 
 func (c *cli) dataFilesCmd() *cobra.Command {
+	var remote bool
 	cmd := &cobra.Command{
-		Use:   "files",
-		Short: "List the files in the node's backup dir (exports, uploads)",
+		Use:   "files [--remote]",
+		Short: "List the files in the node's backup dir (exports, uploads), or --remote at backup.target",
 	}
+	cmd.PersistentFlags().BoolVar(&remote, "remote", false, "backup.target instead of the node's backup dir (list, download, delete)")
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 		var res struct {
-			Data []backup.FileInfo `json:"data"`
-			Dir  string            `json:"dir"`
+			Data     []backup.FileInfo `json:"data"`
+			Dir      string            `json:"dir,omitempty"`
+			Location string            `json:"location"`
+			Remote   bool              `json:"remote"`
+			Schedule *ExportSchedule   `json:"schedule,omitempty"`
 		}
-		if err := cl.Do(ctx, http.MethodGet, "/api/v1/data/files", nil, &res); err != nil {
+		if err := cl.Do(ctx, http.MethodGet, "/api/v1/data/files"+remoteQuery(remote), nil, &res); err != nil {
 			return err
 		}
 		return out.print(res, func(tw *tabwriter.Writer) {
+			if res.Location != "" {
+				row(tw, "files at:", res.Location)
+				fmt.Fprintln(tw)
+			}
 			row(tw, "NAME", "SIZE", "MODIFIED")
 			for _, f := range res.Data {
 				row(tw, f.Name, fmt.Sprint(f.Size), timeCell(f.ModifiedAt))
+			}
+			if res.Schedule != nil {
+				fmt.Fprintln(tw)
+				printExportSchedule(tw, *res.Schedule)
 			}
 		})
 	})
@@ -409,7 +438,7 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 		if len(args) == 2 {
 			dst = args[1]
 		}
-		if err := cl.download(ctx, args[0], dst, newProgressView(cmd.ErrOrStderr(), "download")); err != nil {
+		if err := cl.downloadFrom(ctx, "/api/v1/data/files/"+PathEscape(args[0])+remoteQuery(remote), dst, newProgressView(cmd.ErrOrStderr(), "download")); err != nil {
 			return err
 		}
 		return out.done("downloaded %s to %s", args[0], dst)
@@ -418,7 +447,7 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 		Use:   "delete NAME",
 		Short: "Delete a file of the node's backup dir",
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
-			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/data/files/"+PathEscape(args[0]), nil, nil); err != nil {
+			if err := cl.Do(ctx, http.MethodDelete, "/api/v1/data/files/"+PathEscape(args[0])+remoteQuery(remote), nil, nil); err != nil {
 				return err
 			}
 			return out.done("deleted %s", args[0])
@@ -613,12 +642,6 @@ func (c *Client) upload(ctx context.Context, path, name, format, authAs string, 
 	return &out, nil
 }
 
-// download copies a file of the node's backup dir to dst (through a
-// temp file, renamed when complete).
-func (c *Client) download(ctx context.Context, name, dst string, pv *progressView) error {
-	return c.downloadFrom(ctx, "/api/v1/data/files/"+PathEscape(name), dst, pv)
-}
-
 // downloadFrom copies what GET path answers to dst.
 func (c *Client) downloadFrom(ctx context.Context, path, dst string, pv *progressView) error {
 	res, err := c.send(ctx, http.MethodGet, path, "", "*/*", nil)
@@ -764,4 +787,24 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		p.pv.bytes(p.n, p.total)
 	}
 	return n, err
+}
+
+// printExportSchedule writes the scheduled exports' state.
+func printExportSchedule(tw *tabwriter.Writer, s ExportSchedule) {
+	if !s.Enabled {
+		row(tw, "scheduled exports:", "off (export.interval)")
+		return
+	}
+	row(tw, "scheduled exports:", fmt.Sprintf("every %s by the raft leader, keep %d, to %s", s.Interval, s.Keep, s.Target))
+	if !s.NextAt.IsZero() {
+		row(tw, "next export:", s.NextAt.Format(time.RFC3339))
+	}
+	last := "none yet (from this node)"
+	if !s.LastSuccess.IsZero() {
+		last = s.LastSuccess.Format(time.RFC3339) + " (" + s.LastFile + ")"
+	}
+	row(tw, "last export:", last)
+	if s.LastError != "" {
+		row(tw, "last export error:", s.LastErrorAt.Format(time.RFC3339)+": "+s.LastError)
+	}
 }

@@ -31,8 +31,44 @@ type Status struct {
 	Listeners     []Listener `json:"listeners"`
 	// Backups is the state of the scheduled node backups.
 	Backups *nodebackup.ScheduleStatus `json:"backups,omitempty"`
+	// Exports is the state of the scheduled data exports.
+	Exports *ExportSchedule `json:"exports,omitempty"`
+	// Targets: what was written to each backup target.
+	Targets []TargetStatus `json:"targets,omitempty"`
 	// Authn is the node's authentication setting in force.
 	Authn *AuthnStatus `json:"authn,omitempty"`
+}
+
+// TargetStatus is the health of one kind (node_backup, data_export)
+// written to one target (internal/backup.TargetStatus): target "local"
+// is the node's backup dir.
+type TargetStatus struct {
+	Kind           string    `json:"kind"`
+	Target         string    `json:"target"`
+	Interval       string    `json:"interval,omitempty"` // of the schedule there; "" none
+	LastSuccess    time.Time `json:"last_success,omitzero"`
+	LastName       string    `json:"last_name,omitempty"`
+	LastSize       int64     `json:"last_size,omitempty"`
+	LastDurationMS int64     `json:"last_duration_ms,omitempty"`
+	LastFailure    time.Time `json:"last_failure,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	Successes      int64     `json:"successes"`
+	Failures       int64     `json:"failures"`
+}
+
+// ExportSchedule is the state of the scheduled exports
+// (internal/backup.ExportSchedule).
+type ExportSchedule struct {
+	Enabled     bool      `json:"enabled"`
+	Interval    string    `json:"interval"`
+	Keep        int       `json:"keep"`
+	Target      string    `json:"target"`
+	NextAt      time.Time `json:"next_at,omitzero"`
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastFile    string    `json:"last_file,omitempty"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+	LastSkipped time.Time `json:"last_skipped,omitzero"`
 }
 
 // AuthnStatus is how a node authenticates MQTT clients now.

@@ -99,7 +99,7 @@ func TestScrapeMapsEverySource(t *testing.T) {
 	health := backup.NewHealth()
 	health.Declare(backup.KindNodeBackup, backup.TargetLocal, time.Hour)
 	ok := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	health.Success(backup.KindNodeBackup, backup.TargetLocal, ok, 1500*time.Millisecond, 4096)
+	health.Success(backup.KindNodeBackup, backup.TargetLocal, ok, 1500*time.Millisecond, "roost-backup-n1-x.tar.zst", 4096)
 	health.Failure(backup.KindDataExport, "s3://bucket/roost", ok.Add(time.Minute),
 		errors.New("upload:\n"+strings.Repeat("é", 150)))
 	// Every broker field a different number, so a field read into the

@@ -41,13 +41,18 @@ type BuildInfo struct {
 func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.Logger) error {
 	cfg := &loaded.Config
 	dataDir := loaded.Paths.DataDir
+	// backup.target first: a target without credentials stops the start
+	// before anything is created.
+	defTarget, err := defaultTarget(cfg)
+	if err != nil {
+		return err
+	}
 
 	// What the machine can refuse is checked before the node creates any
 	// state (data dir, node.json, cookie, admin password, store): a start
 	// that fails on a taken port or a bad certificate leaves nothing.
 	var serverTLS, clientTLS *tls.Config
 	if t := cfg.Cluster.TLS; t.Enable {
-		var err error
 		if serverTLS, clientTLS, err = cluster.MutualTLS(t.CertFile, t.KeyFile, t.CACertFile, t.ServerName); err != nil {
 			return err
 		}
@@ -191,10 +196,11 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	apiLn := bound.api
 	apiAddr := apiLn.Addr().String()
 	started := time.Now()
-	var backups *nodebackup.Manager // set below; the status reads it
-	// The health of every backup and export this node runs, for /metrics.
+	var backups *nodebackup.Manager // set below; the status reads them
+	var data *backup.Manager
+	// The health of every backup and export this node runs, to any
+	// target: for /metrics, the status and the backup listing.
 	health := backup.NewHealth()
-	health.Declare(backup.KindDataExport, backup.TargetLocal, 0)
 	srv := api.New(api.Options{
 		Store:  st,
 		Logger: log,
@@ -203,6 +209,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 			defer idMu.Unlock()
 			return api.Status{Node: ident.Name, NodeID: ident.NodeID, ClusterID: ident.ClusterID,
 				Version: build.Version, StartedAt: started, Listeners: listenerStatus(cfg, b, apiAddr), Backups: backupStatus(backups),
+				Exports: exportStatus(data), Targets: health.StatusByTarget(),
 				Authn: authnStatus(cfg, b)}
 		},
 		Metrics: func() api.Metrics {
@@ -219,8 +226,11 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		PublicMetrics: !cfg.API.MetricsAuth,
 	})
 	dopts := dataOptions(loaded, st, ident.Name, clusterID, build.Version, b.WriteSessionsTo, log)
-	dopts.Health = health
-	data := backup.New(dopts)
+	dopts.Target, dopts.Resolve, dopts.Health = defTarget, Targets(cfg), health
+	dopts.ExportInterval, dopts.ExportKeep, dopts.IsLeader = time.Duration(cfg.Export.Interval), cfg.Export.Keep, st.IsLeader
+	data = backup.New(dopts)
+	// Before any backup, export or upload runs: what they left when the
+	// node stopped (one scheme for them all, see target.TempPrefix).
 	data.RemoveStaleTemps()
 	srv.RegisterData(data)
 	backups = nodebackup.New(nodebackup.Options{
@@ -229,12 +239,12 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Version:  build.Version, Sessions: b.WriteSessionsTo,
 		Config: func() []string { return configFiles(loaded) }, ConfigDir: configDir(loaded),
 		Interval: time.Duration(cfg.Backup.Interval), Keep: cfg.Backup.Keep, Logger: log,
-		Health: health,
+		Target: defTarget, Resolve: Targets(cfg), Health: health,
 	})
-	backups.RemoveStale()
-	backups.SeedHealth()
-	srv.RegisterBackups(backups)
+	seedHealth(ctx, defTarget, log, backups.SeedHealth, data.SeedHealth)
+	srv.RegisterBackups(backups, health)
 	go backups.RunSchedule(ctx)
+	go data.RunExportSchedule(ctx)
 	go func() {
 		// An import this node was running when it stopped left a stage
 		// behind: remove it now rather than make other nodes wait.
@@ -297,6 +307,14 @@ func configDir(loaded *config.Loaded) string {
 		return ""
 	}
 	return filepath.Dir(loaded.Paths.ConfigFile)
+}
+
+func exportStatus(m *backup.Manager) *backup.ExportSchedule {
+	if m == nil {
+		return nil
+	}
+	st := m.ScheduleStatus()
+	return &st
 }
 
 func backupStatus(m *nodebackup.Manager) *nodebackup.ScheduleStatus {

@@ -1218,7 +1218,7 @@ func TestBackupNodeKilledMidBackup(t *testing.T) {
 	temps := func() []string {
 		var out []string
 		for _, name := range dirNames(t, backupDir) {
-			if strings.HasPrefix(name, ".tmp-") {
+			if strings.HasPrefix(name, ".partial-") { // the dir target's temp names
 				out = append(out, name)
 			}
 		}

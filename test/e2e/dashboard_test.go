@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+
+	"github.com/roostmq/roost/internal/backup/target/s3server"
 )
 
 // findChromium returns the browser the dashboard test drives:
@@ -371,5 +374,92 @@ func getJSON(t *testing.T, n *node, token, path string, v any) {
 	}
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// TestDashboardRemoteTarget: on a node whose backup.target is an S3
+// bucket (a real versitygw), the dashboard makes a node backup and an
+// export with their progress bars, both go to the bucket only, and the
+// Remote sections list them under the target; the status, /metrics and
+// the bucket agree.
+func TestDashboardRemoteTarget(t *testing.T) {
+	chromium := findChromium()
+	if chromium == "" {
+		t.Skip("no Chromium for the dashboard's browser test: install Debian's chromium package (apt-get install chromium; .ci/run does) or set ROOST_E2E_CHROMIUM")
+	}
+	srv := s3server.Start(t)
+	srv.MakeBucket(t, "roost")
+	const url = "s3://roost/dash"
+	n := newNode(t)
+	n.Env = append(n.Env, "ROOST_NODE__NAME=dash-s3")
+	n.Env = append(n.Env, s3Env(srv, url)...)
+	n.Start()
+	pwFile, err := os.ReadFile(filepath.Join(n.DataDir, "initial-admin-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	password := strings.TrimSpace(string(pwFile))
+
+	p := newBrowserPage(t, chromium)
+	p.logs = n.Logs
+	p.do("log in", chromedp.Navigate("http://"+n.API+"/dashboard/"), chromedp.WaitVisible(chromedp.ID("login-form")),
+		chromedp.SetValue(chromedp.ID("login-password"), password), chromedp.Click(chromedp.ID("login-submit")))
+	p.waitFor("the status page", `document.getElementById('page-status').dataset.loaded === 'true'`)
+	p.do("open Backup & Restore", chromedp.Click(chromedp.CSS(`#nav a[data-page="backups"]`)))
+	p.waitFor("the remote backups section", `document.querySelector('#backups-remote code')?.textContent === '`+url+`'`)
+	p.waitFor("the remote exports section", `document.querySelector('#exports-remote code')?.textContent === '`+url+`'`)
+
+	// A backup and an export: their progress bars fill (the bytes are
+	// counted as they stream to the upload), and they land in the bucket.
+	p.do("create a backup", chromedp.Click(chromedp.ID("backup-create")))
+	p.waitFor("the backup to finish", `document.getElementById('backup-job').dataset.state === 'done'`)
+	if got := p.eval(`(() => { const b = document.getElementById('backup-progress'); return b.value + '/' + b.max + ', last report ' + b.dataset.last + ', reports ' + b.dataset.updates })()`); !strings.HasPrefix(got, "1/1, last report 1, reports ") ||
+		strings.HasSuffix(got, " 0") || strings.HasSuffix(got, " 1") {
+		t.Fatalf("backup progress bar %q, want it full, from at least two progress reports of which the last says done", got)
+	}
+	p.do("create an export", chromedp.SetValue(chromedp.ID("export-name"), "dash-remote.json.gz"), chromedp.Click(chromedp.ID("export-create")))
+	p.waitFor("the export to finish", `document.getElementById('export-job').dataset.state === 'done'`)
+	keys := srv.Keys(t, "roost")
+	var backupName string
+	for _, k := range keys {
+		if name, ok := strings.CutPrefix(k, "dash/"); ok && strings.HasSuffix(name, ".tar.zst") {
+			backupName = name
+		}
+	}
+	if backupName == "" || !slices.Contains(keys, "dash/dash-remote.json.gz") {
+		t.Fatalf("the bucket holds %v, want the backup and dash/dash-remote.json.gz", keys)
+	}
+	if txt := p.text("#backup-progress-text"); !strings.Contains(txt, "Done: "+backupName) {
+		t.Fatalf("backup job says %q, want it done with %s", txt, backupName)
+	}
+
+	// Listed under Remote, from the bucket; nothing in the backup dir.
+	p.waitFor("the backup at the target", fmt.Sprintf(`!!document.querySelector('#backups-remote tr[data-name=%q]')`, backupName))
+	p.waitFor("the export at the target", `!!document.querySelector('#exports-remote tr[data-name="dash-remote.json.gz"]')`)
+	if got := p.eval(`document.querySelectorAll('#backups-local tr[data-name], #exports-local tr[data-name]').length + ''`); got != "0" {
+		t.Fatalf("%s rows in the local lists, want none: a remote backup keeps no local copy", got)
+	}
+	if names := dirNames(t, filepath.Join(n.DataDir, "backup")); len(names) != 0 {
+		t.Fatalf("the node's backup dir holds %v", names)
+	}
+	p.shot("remote-target")
+
+	// The health of both runs, as the status and /metrics show it.
+	var key struct{ Name, Secret string }
+	json.Unmarshal([]byte(n.mustCtl("apikeys", "create", "dash-metrics", "--output", "json")), &key)
+	m := scrapeMetrics(t, n, key.Name, key.Secret)
+	for _, kind := range []string{"node_backup", "data_export"} {
+		if got := m.get(t, "roost_backup_successes_total", "kind", kind, "target", url); got != 1 {
+			t.Errorf("roost_backup_successes_total{kind=%q,target=%q} = %v, want 1", kind, url, got)
+		}
+	}
+	if st := findTarget(statusTargets(n), "node_backup", url); st.LastName != backupName || st.Successes != 1 {
+		t.Errorf("status record of %s: %+v, want %s", url, st, backupName)
+	}
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.problems) > 0 {
+		t.Errorf("the browser reported problems (exceptions, console errors, CSP refusals):\n%s", strings.Join(p.problems, "\n"))
 	}
 }

@@ -308,8 +308,11 @@ func TestDocsConfigKeys(t *testing.T) {
 		default:
 			val = "docs-probe-0123456789"
 		}
-		if key == "node.data_dir" {
+		switch key {
+		case "node.data_dir":
 			val = filepath.Join(shortTempDir(t), "data")
+		case "backup.target": // a directory target: an absolute path
+			val = filepath.Join(shortTempDir(t), "target")
 		}
 		env = append(env, strings.Replace(d.Env, "<NAME>", "DOCPROBE", 1)+"="+val)
 		wantSource[concrete] = strings.Replace(d.Env, "<NAME>", "DOCPROBE", 1)

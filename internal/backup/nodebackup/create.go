@@ -9,7 +9,6 @@ package nodebackup
 import (
 	"bufio"
 	"context"
-	"errors"
 	"filippo.io/age"
 	"fmt"
 	"io"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/roostmq/roost/internal/backup"
 	"github.com/roostmq/roost/internal/backup/archive"
+	"github.com/roostmq/roost/internal/backup/target"
 	"github.com/roostmq/roost/internal/config"
 	"github.com/roostmq/roost/internal/store"
 )
@@ -45,9 +45,15 @@ const (
 
 // Options configure the backups of a running node.
 type Options struct {
-	Store     *store.Store
-	DataDir   string
-	Dir       string // where backups are written: <data_dir>/backup
+	Store   *store.Store
+	DataDir string
+	Dir     string // the node's own backup dir: <data_dir>/backup
+	// Target is where backups go by default and where the schedule
+	// writes (backup.target); nil: the backup dir.
+	Target target.Target
+	// Resolve returns the target of a request's "to": an absolute
+	// directory path or s3://bucket/prefix. Nil: only the defaults.
+	Resolve   func(spec string) (target.Target, error)
 	Identity  func() config.Identity
 	Version   string
 	Sessions  func(w io.Writer) (int64, error) // a consistent copy of sessions.db
@@ -59,7 +65,8 @@ type Options struct {
 	Keep     int           // scheduled backups kept; 0: all
 
 	// Health records the outcome of every backup, scheduled or asked
-	// for (kind node_backup, target local). Nil: not recorded.
+	// for, to any target (kind node_backup, target backup.TargetLabel).
+	// Nil: not recorded.
 	Health *backup.Health
 }
 
@@ -77,11 +84,15 @@ func New(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Target == nil {
+		opts.Target = target.NewDir(opts.Dir)
+	}
 	m := &Manager{opts: opts, log: opts.Logger.With("component", "node-backup")}
+	m.sch.Target = opts.Target.String()
 	m.sch.Interval = opts.Interval.String()
 	m.sch.Keep = opts.Keep
 	m.sch.Enabled = opts.Interval > 0
-	opts.Health.Declare(backup.KindNodeBackup, backup.TargetLocal, max(opts.Interval, 0))
+	opts.Health.Declare(backup.KindNodeBackup, m.label(opts.Target), max(opts.Interval, 0))
 	return m
 }
 
@@ -90,20 +101,28 @@ type CreateRequest struct {
 	Name       string   `json:"name,omitempty"`       // in the backup dir; default roost-backup-<node>-<UTC time>.tar.zst[.age]
 	Recipients []string `json:"recipients,omitempty"` // age X25519 public keys
 	Passphrase string   `json:"passphrase,omitempty"`
+	// To is where the backup goes: "" backup.target; "local" the node's
+	// backup dir; an absolute directory path; or s3://bucket/prefix.
+	To string `json:"to,omitempty"`
 	// Progress, when set, is called a few times a second while the
 	// backup is written, and once at the end (done == total). Phase
 	// "backup"; done/total and bytes/bytes_total both count the bytes of
-	// the node's files read into the archive, rate is bytes per second.
+	// the node's files read into the archive (whatever the target: an
+	// upload streams them on as they come), rate is bytes per second.
 	// The total is known up front except for sessions.db, whose
 	// consistent copy may differ a little from the file's size.
 	Progress  func(backup.Progress) `json:"-"`
 	scheduled bool
 }
 
-// Info describes a backup file in the backup dir.
+// Info describes a backup at a target.
 type Info struct {
-	Name       string    `json:"name"`
-	Path       string    `json:"path,omitempty"`
+	Name string `json:"name"`
+	// Path is the file's path, or the object's s3:// URL.
+	Path   string `json:"path,omitempty"`
+	Target string `json:"target,omitempty"`
+	// Remote: at backup.target rather than in the backup dir.
+	Remote     bool      `json:"remote"`
 	Size       int64     `json:"size"`
 	ModifiedAt time.Time `json:"modified_at"`
 	Scheduled  bool      `json:"scheduled"`
@@ -169,23 +188,70 @@ func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bo
 	return name + plainExt
 }
 
-func (m *Manager) path(name string) (string, error) {
+func checkBackupName(name string) error {
 	if err := backup.CheckName(name); err != nil {
-		return "", err
+		return err
 	}
 	if !IsBackupName(name) {
-		return "", fmt.Errorf("%w: backup name %q must end in %s (or %s when encrypted)", backup.ErrBadRequest, name, plainExt, agedExt)
+		return fmt.Errorf("%w: backup name %q must end in %s (or %s when encrypted)", backup.ErrBadRequest, name, plainExt, agedExt)
 	}
-	return filepath.Join(m.opts.Dir, name), nil
+	return nil
 }
 
+// errNoRemote is a request for the remote target where none is set.
+var errNoRemote = fmt.Errorf("%w: the backups are in the node's backup dir (list them without remote)", backup.ErrNoRemote)
+
+// targetOf resolves a request's "to" ("" the default target, "local"
+// the backup dir).
+func (m *Manager) targetOf(to string) (target.Target, error) {
+	switch {
+	case to == "":
+		return m.opts.Target, nil
+	case to == "local":
+		return target.NewDir(m.opts.Dir), nil
+	case m.opts.Resolve == nil:
+		return nil, fmt.Errorf("%w: this node writes backups only to %s", backup.ErrBadRequest, m.opts.Target)
+	}
+	t, err := m.opts.Resolve(to)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", backup.ErrBadRequest, err)
+	}
+	return t, nil
+}
+
+// label names tg in the health records: "local" for the backup dir.
+func (m *Manager) label(tg target.Target) string { return backup.TargetLabel(tg, m.opts.Dir) }
+
+// listed returns the target that a listing, download or delete means:
+// the node's backup dir, or (remote) backup.target.
+func (m *Manager) listed(remote bool) (target.Target, error) {
+	if !remote {
+		return target.NewDir(m.opts.Dir), nil
+	}
+	if m.label(m.opts.Target) == backup.TargetLocal {
+		return nil, errNoRemote
+	}
+	return m.opts.Target, nil
+}
+
+// isRemote reports whether tg is backup.target and not the backup dir.
+func (m *Manager) isRemote(tg target.Target) bool {
+	return m.label(tg) != backup.TargetLocal && tg.String() == m.opts.Target.String()
+}
+
+// Target is backup.target (the backup dir when it is not set).
+func (m *Manager) Target() target.Target { return m.opts.Target }
+
+// Dir is the node's backup dir.
+func (m *Manager) Dir() string { return m.opts.Dir }
+
 // CheckCreate refuses, before any work, a request that Create would
-// refuse at once: a bad recipient or name, a name that is taken, or
-// another backup of this node running. (Create checks again: a backup
-// may start in between.) It lets a caller that streams progress answer
-// these with a plain error status.
-func (m *Manager) CheckCreate(req CreateRequest) error {
-	if _, _, _, err := m.checkRequest(req, m.opts.Identity(), time.Now()); err != nil {
+// refuse at once: a bad recipient, name or target, a name that is taken
+// at the target, or another backup of this node running. (Create checks
+// again: a backup may start in between.) It lets a caller that streams
+// progress answer these with a plain error status.
+func (m *Manager) CheckCreate(ctx context.Context, req CreateRequest) error {
+	if _, _, _, err := m.checkRequest(ctx, req, m.opts.Identity(), time.Now()); err != nil {
 		return err
 	}
 	if !m.mu.TryLock() {
@@ -195,14 +261,16 @@ func (m *Manager) CheckCreate(req CreateRequest) error {
 	return nil
 }
 
-// checkRequest validates req and returns the backup's name and path.
-func (m *Manager) checkRequest(req CreateRequest, id config.Identity, at time.Time) (name, path string, encrypted bool, err error) {
+// checkRequest validates req and returns the backup's name and target.
+// The target is returned once resolved, even with an error (for the
+// health record of a failed look-up there).
+func (m *Manager) checkRequest(ctx context.Context, req CreateRequest, id config.Identity, at time.Time) (name string, tg target.Target, encrypted bool, err error) {
 	if len(req.Recipients) > 0 && req.Passphrase != "" {
-		return "", "", false, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
+		return "", nil, false, fmt.Errorf("%w: give recipients or a passphrase, not both", backup.ErrBadRequest)
 	}
 	for _, r := range req.Recipients {
 		if _, err := age.ParseX25519Recipient(r); err != nil {
-			return "", "", false, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
+			return "", nil, false, fmt.Errorf("%w: recipient %q is not an age X25519 public key (age1...): %v", backup.ErrBadRequest, r, err)
 		}
 	}
 	encrypted = len(req.Recipients) > 0 || req.Passphrase != ""
@@ -212,91 +280,71 @@ func (m *Manager) checkRequest(req CreateRequest, id config.Identity, at time.Ti
 	}
 	if encrypted != strings.HasSuffix(name, agedExt) && IsBackupName(name) {
 		if encrypted {
-			return "", "", false, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
+			return "", nil, false, fmt.Errorf("%w: an encrypted backup's name ends in %s", backup.ErrBadRequest, agedExt)
 		}
-		return "", "", false, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
+		return "", nil, false, fmt.Errorf("%w: a backup that is not encrypted ends in %s, not %s", backup.ErrBadRequest, plainExt, agedExt)
 	}
-	path, err = m.path(name)
-	if err != nil {
-		return "", "", false, err
+	if err := checkBackupName(name); err != nil {
+		return "", nil, false, err
 	}
-	if _, err := os.Stat(path); err == nil {
-		return "", "", false, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
+	if tg, err = m.targetOf(req.To); err != nil {
+		return "", nil, false, err
 	}
-	return name, path, encrypted, nil
+	if _, err := tg.Stat(ctx, name); err == nil {
+		return "", tg, false, fmt.Errorf("%w: %s is at %s already", backup.ErrFileExists, name, tg)
+	}
+	return name, tg, encrypted, nil
 }
 
-// Create writes one backup of this node into the backup dir: written to
-// a hidden temp file and renamed into place when complete, so the dir
-// never shows a partial backup. The outcome goes to Options.Health.
+// Create writes one backup of this node to its target, streaming: a
+// directory shows it only once complete (temp file, fsync, link), an S3
+// bucket only once its multipart upload is completed. With encryption,
+// the bytes are age-encrypted before they leave the process. The
+// outcome goes to Options.Health, under the backup's target.
 func (m *Manager) Create(ctx context.Context, req CreateRequest) (*Result, error) {
 	start := time.Now()
-	res, err := m.create(ctx, req)
-	var size int64
-	if res != nil {
-		size = res.Size
+	res, tg, err := m.create(ctx, req, start)
+	if tg != nil { // else refused before a target was known: a bad request
+		var name string
+		var size int64
+		if res != nil {
+			name, size = res.Name, res.Size
+		}
+		m.opts.Health.Record(ctx, backup.KindNodeBackup, m.label(tg), start, name, size, err)
 	}
-	m.opts.Health.Record(backup.KindNodeBackup, backup.TargetLocal, start, size, err)
 	return res, err
 }
 
-func (m *Manager) create(ctx context.Context, req CreateRequest) (*Result, error) {
-	start := time.Now()
+func (m *Manager) create(ctx context.Context, req CreateRequest, start time.Time) (*Result, target.Target, error) {
 	id := m.opts.Identity()
-	name, path, encrypted, err := m.checkRequest(req, id, start)
+	name, tg, encrypted, err := m.checkRequest(ctx, req, id, start)
 	if err != nil {
-		return nil, err
+		return nil, tg, err
 	}
 	if !m.mu.TryLock() {
-		return nil, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
+		return nil, tg, fmt.Errorf("%w: another backup of this node is running", backup.ErrImportInProgress)
 	}
 	defer m.mu.Unlock()
-	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+	if err := os.MkdirAll(m.opts.Dir, 0o700); err != nil { // the sessions copy is spooled there
+		return nil, tg, fmt.Errorf("backup: %w", err)
 	}
-	tmp, err := os.CreateTemp(m.opts.Dir, ".tmp-backup-*")
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	done := false
-	defer func() {
-		if !done {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	var res *Result
-	inBackground(func() { res, err = m.write(ctx, newWriteBehind(tmp), id, req) })
+	obj, err := tg.Put(ctx, name, func(w io.Writer) error {
+		var err error
+		inBackground(func() { res, err = m.write(ctx, w, id, req) })
+		return err
+	})
 	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
+		m.log.Error("node backup failed", "target", tg.String(), "name", name, "err", err)
+		return nil, tg, fmt.Errorf("backup: %w", backup.TargetError(err))
 	}
-	if err := tmp.Sync(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	if err := os.Link(tmp.Name(), path); err != nil { // never replaces a file of that name
-		if errors.Is(err, os.ErrExist) {
-			return nil, fmt.Errorf("%w: %s is in the backup dir already", backup.ErrFileExists, name)
-		}
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	os.Remove(tmp.Name())
-	done = true
-	if d, err := os.Open(m.opts.Dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("backup: %w", err)
-	}
-	res.Info = Info{Name: name, Path: path, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name), Encrypted: encrypted}
-	res.DurationMS = time.Since(start).Milliseconds()
-	m.log.Info("node backup written", "file", path, "bytes", fi.Size(), "raft_index", res.RaftIndex,
-		"duration", time.Since(start).Round(time.Millisecond))
-	return res, nil
+	res.Info = Info{Name: name, Path: backup.ObjectPath(tg, name), Target: tg.String(), Remote: m.isRemote(tg), Size: obj.Size,
+		ModifiedAt: obj.ModifiedAt, Scheduled: isScheduledName(name), Encrypted: encrypted}
+	took := time.Since(start)
+	res.DurationMS = took.Milliseconds()
+	m.log.Info("node backup written", "file", res.Path, "target", tg.String(), "bytes", obj.Size, "raft_index", res.RaftIndex,
+		"duration", took.Round(time.Millisecond))
+	return res, tg, nil
 }
 
 // write streams the archive into w: the store first (its read view is
@@ -419,7 +467,7 @@ func readerOf(wt io.WriterTo) (pr *io.PipeReader, wait func()) {
 // addSessions copies sessions.db through a temp file: its size must be
 // known before it goes into the archive.
 func (m *Manager) addSessions(aw *archiveWriter) error {
-	f, err := os.CreateTemp(m.opts.Dir, ".tmp-sessions-*")
+	f, err := os.CreateTemp(m.opts.Dir, target.TempPrefix+"sessions-*")
 	if err != nil {
 		return fmt.Errorf("sessions: %w", err)
 	}
@@ -478,99 +526,88 @@ func addFile(aw *archiveWriter, archivePath, path string) error {
 	return aw.AddFile(archivePath, fi.Mode().Perm(), fi.Size(), fi.ModTime(), f)
 }
 
-// RemoveStale removes the temp files of backups that were being written
-// when the node stopped (only the node writes its backup dir: at start,
-// every one is stale).
-func (m *Manager) RemoveStale() {
-	ents, _ := os.ReadDir(m.opts.Dir)
-	for _, e := range ents {
-		if strings.HasPrefix(e.Name(), ".tmp-backup-") || strings.HasPrefix(e.Name(), ".tmp-sessions-") {
-			if err := os.Remove(filepath.Join(m.opts.Dir, e.Name())); err == nil {
-				m.log.Info("removed the temp file of an unfinished backup", "file", e.Name())
-			}
-		}
-	}
-}
-
-// SeedHealth records the newest backup in the backup dir as the last
-// success, so that the health (and the alerts on it) survive a restart.
-func (m *Manager) SeedHealth() {
-	list, err := m.List()
+// SeedHealth records the newest backup at the default target as the
+// last success, so that the health (and the alerts on it) survive a
+// restart: in the node's backup dir any backup; at a remote target,
+// which other nodes may share, this node's (by their default names).
+func (m *Manager) SeedHealth(ctx context.Context) {
+	tg := m.opts.Target
+	list, err := m.list(ctx, tg)
 	if err != nil {
-		m.log.Warn("cannot read the backup dir for the last backup", "err", err)
+		m.log.Warn("cannot list the backups at the target for the last backup", "target", tg.String(), "err", err)
 		return
 	}
+	local := m.label(tg) == backup.TargetLocal
 	var newest *Info
 	for i := range list {
+		if !local && !m.ownName(list[i].Name) {
+			continue
+		}
 		if newest == nil || list[i].ModifiedAt.After(newest.ModifiedAt) {
 			newest = &list[i]
 		}
 	}
 	if newest != nil {
-		m.opts.Health.Seed(backup.KindNodeBackup, backup.TargetLocal, newest.ModifiedAt, newest.Size)
+		m.opts.Health.Seed(backup.KindNodeBackup, m.label(tg), newest.ModifiedAt, newest.Name, newest.Size)
 	}
 }
 
-// List returns the backups of the backup dir, oldest first by name (the
-// default names sort by time).
-func (m *Manager) List() ([]Info, error) {
-	ents, err := os.ReadDir(m.opts.Dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return []Info{}, nil
-	}
+// List returns the backups of the node's backup dir, or (remote) of
+// backup.target, oldest first by name (the default names sort by time).
+// A shared bucket lists every node's backups.
+func (m *Manager) List(ctx context.Context, remote bool) ([]Info, error) {
+	tg, err := m.listed(remote)
 	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", m.opts.Dir, err)
+		return nil, err
+	}
+	return m.list(ctx, tg)
+}
+
+func (m *Manager) list(ctx context.Context, tg target.Target) ([]Info, error) {
+	objs, err := tg.List(ctx)
+	if err != nil {
+		return nil, err
 	}
 	out := []Info{}
-	for _, e := range ents {
-		if !e.Type().IsRegular() || !IsBackupName(e.Name()) || backup.CheckName(e.Name()) != nil {
+	for _, o := range objs {
+		if checkBackupName(o.Name) != nil {
 			continue
 		}
-		fi, err := e.Info()
-		if err != nil {
-			continue
-		}
-		out = append(out, Info{Name: e.Name(), Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(),
-			Scheduled: isScheduledName(e.Name()), Encrypted: strings.HasSuffix(e.Name(), agedExt)})
+		out = append(out, Info{Name: o.Name, Path: backup.ObjectPath(tg, o.Name), Target: tg.String(), Remote: m.isRemote(tg), Size: o.Size, ModifiedAt: o.ModifiedAt,
+			Scheduled: isScheduledName(o.Name), Encrypted: strings.HasSuffix(o.Name, agedExt)})
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
-// Open opens a backup of the backup dir for download.
-func (m *Manager) Open(name string) (*os.File, Info, error) {
-	path, err := m.path(name)
+// Open opens a backup of the backup dir, or (remote) of backup.target,
+// for download.
+func (m *Manager) Open(ctx context.Context, name string, remote bool) (io.ReadCloser, Info, error) {
+	if err := checkBackupName(name); err != nil {
+		return nil, Info{}, err
+	}
+	tg, err := m.listed(remote)
 	if err != nil {
 		return nil, Info{}, err
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, Info{}, fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
-	}
+	rc, o, err := tg.Open(ctx, name)
 	if err != nil {
-		return nil, Info{}, err
+		return nil, Info{}, backup.TargetError(err)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, Info{}, err
-	}
-	return f, Info{Name: name, Size: fi.Size(), ModifiedAt: fi.ModTime().UTC(), Scheduled: isScheduledName(name),
-		Encrypted: strings.HasSuffix(name, agedExt)}, nil
+	return rc, Info{Name: name, Path: backup.ObjectPath(tg, name), Target: tg.String(), Remote: remote, Size: o.Size, ModifiedAt: o.ModifiedAt,
+		Scheduled: isScheduledName(name), Encrypted: strings.HasSuffix(name, agedExt)}, nil
 }
 
-// Delete removes a backup of the backup dir.
-func (m *Manager) Delete(name string) error {
-	path, err := m.path(name)
+// Delete removes a backup of the backup dir, or (remote) of
+// backup.target.
+func (m *Manager) Delete(ctx context.Context, name string, remote bool) error {
+	if err := checkBackupName(name); err != nil {
+		return err
+	}
+	tg, err := m.listed(remote)
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: %s", backup.ErrFileNotFound, name)
-	} else if err != nil {
-		return err
-	}
-	return nil
+	return backup.TargetError(tg.Delete(ctx, name))
 }
 
 // yielder makes a backup step aside for the broker, before each chunk:

@@ -233,6 +233,12 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another node's scheduled backup, in a shared target, whose name
+	// starts like this node's: never this node's to delete.
+	other := n.m.defaultName("n1-b", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), false, true)
+	if _, err := n.m.Create(context.Background(), CreateRequest{Name: other}); err != nil {
+		t.Fatal(err)
+	}
 	var sched []string
 	for i := range 4 {
 		name := n.m.defaultName("n1", time.Date(2026, 1, 1, 0, 0, i, 0, time.UTC), false, true)
@@ -240,11 +246,11 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 		sched = append(sched, name)
-		if err := n.m.prune(); err != nil {
+		if err := n.m.prune(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	list, err := n.m.List()
+	list, err := n.m.List(context.Background(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +258,7 @@ func TestRetentionKeepsNewestScheduledOnly(t *testing.T) {
 	for _, b := range list {
 		got = append(got, b.Name)
 	}
-	want := []string{sched[2], sched[3], manual.Name}
+	want := []string{sched[2], sched[3], manual.Name, other}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("after retention: %v, want %v", got, want)
 	}
@@ -344,16 +350,17 @@ func TestCheckCreateRefusesBeforeWork(t *testing.T) {
 		{CreateRequest{Name: "x.tar"}, backup.ErrBadRequest},
 		{CreateRequest{Recipients: []string{"age1nope"}}, backup.ErrBadRequest},
 		{CreateRequest{Recipients: []string{"age1nope"}, Passphrase: "p"}, backup.ErrBadRequest},
+		{CreateRequest{To: "/elsewhere"}, backup.ErrBadRequest}, // this node has no Resolve
 	} {
-		if err := n.m.CheckCreate(c.req); !errors.Is(err, c.want) {
+		if err := n.m.CheckCreate(context.Background(), c.req); !errors.Is(err, c.want) {
 			t.Errorf("CheckCreate(%+v) = %v, want %v", c.req, err, c.want)
 		}
 	}
-	if err := n.m.CheckCreate(CreateRequest{Name: "fresh.tar.zst"}); err != nil {
+	if err := n.m.CheckCreate(context.Background(), CreateRequest{Name: "fresh.tar.zst"}); err != nil {
 		t.Errorf("CheckCreate of a good request: %v", err)
 	}
 	n.m.mu.Lock() // a backup running
-	err = n.m.CheckCreate(CreateRequest{})
+	err = n.m.CheckCreate(context.Background(), CreateRequest{})
 	n.m.mu.Unlock()
 	if !errors.Is(err, backup.ErrImportInProgress) || !strings.Contains(err.Error(), "another backup") {
 		t.Errorf("CheckCreate while a backup runs: %v", err)

@@ -3,9 +3,11 @@ package nodebackup
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/roostmq/roost/internal/backup"
+	"github.com/roostmq/roost/internal/backup/target"
 )
 
 // ScheduleStatus is what `roost ctl status` and GET /api/v1/backups show
@@ -14,6 +16,7 @@ type ScheduleStatus struct {
 	Enabled     bool      `json:"enabled"`
 	Interval    string    `json:"interval"`
 	Keep        int       `json:"keep"`
+	Target      string    `json:"target"` // where they go: a directory or s3://bucket/prefix
 	NextAt      time.Time `json:"next_at,omitzero"`
 	LastSuccess time.Time `json:"last_success,omitzero"`
 	LastFile    string    `json:"last_file,omitempty"`
@@ -28,15 +31,16 @@ func (m *Manager) Status() ScheduleStatus {
 	return m.sch
 }
 
-// RunSchedule makes a backup every Interval until ctx ends, keeping the
-// newest Keep scheduled ones (backups made on request are never
-// deleted). A failure is logged and shown in Status; the next try is at
-// the next interval.
+// RunSchedule makes a backup every Interval until ctx ends, to the
+// default target, keeping there the newest Keep scheduled backups of
+// this node (backups made on request, and other nodes' in a shared
+// bucket, are never deleted). A failure is logged and shown in Status;
+// the next try is at the next interval.
 func (m *Manager) RunSchedule(ctx context.Context) {
 	if m.opts.Interval <= 0 {
 		return
 	}
-	m.log.Info("scheduled backups on", "interval", m.opts.Interval, "keep", m.opts.Keep, "dir", m.opts.Dir)
+	m.log.Info("scheduled backups on", "interval", m.opts.Interval, "keep", m.opts.Keep, "target", m.opts.Target.String())
 	t := time.NewTimer(m.opts.Interval)
 	defer t.Stop()
 	m.setNext(time.Now().Add(m.opts.Interval))
@@ -51,9 +55,9 @@ func (m *Manager) RunSchedule(ctx context.Context) {
 			return
 		}
 		if err == nil {
-			if err = m.prune(); err != nil {
-				// The backup is written, but the run failed: the dir grows.
-				m.opts.Health.Failure(backup.KindNodeBackup, backup.TargetLocal, time.Now(), err)
+			if err = m.prune(ctx); err != nil {
+				// The backup is written, but the run failed: the target grows.
+				m.opts.Health.Failure(backup.KindNodeBackup, m.label(m.opts.Target), time.Now(), err)
 			}
 		}
 		m.smu.Lock()
@@ -75,26 +79,63 @@ func (m *Manager) setNext(at time.Time) {
 	m.smu.Unlock()
 }
 
-// prune deletes the oldest scheduled backups beyond Keep.
-func (m *Manager) prune() error {
+// ownScheduled reports whether name is a scheduled backup of this node:
+// roost-backup-<this node>-<time>-auto.tar.zst[.age], exactly (node n1
+// does not own n1-b's).
+func (m *Manager) ownScheduled(name string) bool {
+	return isScheduledName(name) && m.ownName(name)
+}
+
+// ownName reports whether name is a default name of this node's
+// backups: roost-backup-<this node>-<time>[-auto].tar.zst[.age].
+func (m *Manager) ownName(name string) bool {
+	if !strings.HasPrefix(name, namePrefix) || !IsBackupName(name) {
+		return false
+	}
+	rest := strings.TrimSuffix(strings.TrimSuffix(name, agedExt), plainExt)
+	rest = strings.TrimSuffix(strings.TrimPrefix(rest, namePrefix), autoSuffix)
+	if len(rest) < len(timeLayout)+1 {
+		return false
+	}
+	node, at := rest[:len(rest)-len(timeLayout)-1], rest[len(rest)-len(timeLayout):]
+	if _, err := time.Parse(timeLayout, at); err != nil {
+		return false
+	}
+	own := strings.TrimPrefix(m.defaultName(m.opts.Identity().Name, time.Time{}, false, false), namePrefix)
+	own = own[:len(own)-len(plainExt)-len(timeLayout)-1]
+	return node == own
+}
+
+// prune deletes, at the default target, this node's oldest scheduled
+// backups beyond Keep; it also clears what unfinished writes of its
+// scheduled backups left (S3 uploads, temp files cut off by a crash; the
+// one just made is complete, and no other runs meanwhile).
+func (m *Manager) prune(ctx context.Context) error {
+	if inc, ok := m.opts.Target.(target.Incomplete); ok {
+		if names, err := inc.AbortIncomplete(ctx, m.ownScheduled, time.Now()); err != nil {
+			m.log.Warn("could not clear unfinished writes", "target", m.opts.Target.String(), "err", err)
+		} else if len(names) > 0 {
+			m.log.Info("cleared the unfinished writes of scheduled backups", "target", m.opts.Target.String(), "names", names)
+		}
+	}
 	if m.opts.Keep <= 0 {
 		return nil
 	}
-	all, err := m.List()
+	all, err := m.list(ctx, m.opts.Target)
 	if err != nil {
-		return err
+		return fmt.Errorf("retention: %w", err)
 	}
 	var sched []Info
 	for _, b := range all {
-		if b.Scheduled {
+		if m.ownScheduled(b.Name) {
 			sched = append(sched, b)
 		}
 	}
 	for len(sched) > m.opts.Keep { // names sort by time: oldest first
-		if err := m.Delete(sched[0].Name); err != nil {
-			return fmt.Errorf("retention: delete %s: %w", sched[0].Name, err)
+		if err := m.opts.Target.Delete(ctx, sched[0].Name); err != nil {
+			return fmt.Errorf("retention: %w", err)
 		}
-		m.log.Info("scheduled backup deleted (backup.keep)", "file", sched[0].Name, "keep", m.opts.Keep)
+		m.log.Info("scheduled backup deleted (backup.keep)", "target", m.opts.Target.String(), "name", sched[0].Name, "keep", m.opts.Keep)
 		sched = sched[1:]
 	}
 	return nil

@@ -167,19 +167,28 @@ export async function download(path, filename) {
 }
 
 // Remote listings: the off-site target's side of each list. The
-// dashboard asks with ?remote=true and shows the items of an answer
-// that names its target ({"target": "...", "backups"|"data": [...]});
-// any other answer (a node without the feature ignores the parameter
-// and sends its local list, which has no "target") means no remote
-// target is configured. The route and field names are these constants.
+// dashboard asks with ?remote=true and shows the items of an answer that
+// says it is remote and where ({"remote": true, "location": "s3://…",
+// "backups"|"data": [...]}). A node whose backup.target is not set
+// answers 400 NO_REMOTE_TARGET; a node without the feature ignores the
+// parameter and sends its local list ("remote" false or missing): both
+// mean no remote target is configured. The routes, fields and code are
+// these constants (docs/rest-api.md).
 export const REMOTE = {
   backups: { path: '/api/v1/backups?remote=true', items: 'backups' },
   exports: { path: '/api/v1/data/files?remote=true', items: 'data' },
+  none: 'NO_REMOTE_TARGET',
 };
 
 export async function remoteList(which) {
   const r = REMOTE[which];
-  const out = await call('GET', r.path);
-  if (!out || typeof out.target !== 'string' || !out.target) return null;
-  return { target: out.target, items: out[r.items] || [] };
+  let out;
+  try {
+    out = await call('GET', r.path);
+  } catch (e) {
+    if (e.code === REMOTE.none) return null;
+    throw e;
+  }
+  if (!out || out.remote !== true || typeof out.location !== 'string' || !out.location) return null;
+  return { target: out.location, items: out[r.items] || [] };
 }

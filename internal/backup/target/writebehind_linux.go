@@ -1,4 +1,4 @@
-package nodebackup
+package target
 
 import (
 	"os"

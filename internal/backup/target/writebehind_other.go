@@ -1,6 +1,6 @@
 //go:build !linux
 
-package nodebackup
+package target
 
 import (
 	"io"

@@ -301,7 +301,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	bw.table("users")
 	bw.record(`{"v":1,"kind":"username","id":"nohash","algorithm":"sha256","salt_position":"prefix","salt":"s","superuser":false,"created_at":"2025-01-01T00:00:00Z"}`)
 	bw.close(t, nil, "")
-	p.do("upload a bad file", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{bad}), chromedp.Click(chromedp.ID("upload-submit")))
+	p.do("check a bad file", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{bad}), chromedp.Click(chromedp.ID("upload-submit")))
 	p.waitFor("the upload's refusal", `!document.getElementById('import-error').hidden`)
 	if e := p.text("#import-error"); !strings.Contains(e, "INVALID_FILE") || !strings.Contains(e, `users record 1 field "password_hash"`) {
 		t.Fatalf("a bad upload shows %q, want INVALID_FILE with the problem's place", e)
@@ -316,7 +316,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	upload := writeUsersExport(t, t.TempDir(), "dashnew", 1)
 	const newUser = "dashnew-000000"
 	p.do("choose the file", chromedp.SetUploadFiles(chromedp.ID("upload-file"), []string{upload}))
-	p.do("upload it", chromedp.Click(chromedp.ID("upload-submit")))
+	p.do("check it", chromedp.Click(chromedp.ID("upload-submit")))
 	p.waitFor("the dry run", `document.getElementById('import-report').dataset.dryRun === 'true' && !document.getElementById('import-report').hidden`)
 	if got := p.text(`#import-tables tr[data-table="users"] td[data-col="added"]`); got != "+1" {
 		t.Fatalf("dry run shows users added %q, want +1", got)
@@ -327,6 +327,19 @@ func TestDashboardInBrowser(t *testing.T) {
 	if r := doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/users/" + newUser, Bearer: token}); r.Status != http.StatusNotFound {
 		t.Fatalf("after the dry run the user exists: %s", r)
 	}
+	noCopy := func(when string) {
+		t.Helper()
+		ents, err := os.ReadDir(backupDir)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			if strings.Contains(e.Name(), "dashnew") {
+				t.Fatalf("%s the backup dir holds %s: a file checked or imported from the browser must leave no copy", when, e.Name())
+			}
+		}
+	}
+	noCopy("after the dry run")
 	p.shot("06-import-dry-run")
 
 	p.do("confirm the import", chromedp.Click(chromedp.ID("import-confirm")))
@@ -334,6 +347,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if r := doAPI(t, n.API, apiCall{Method: "GET", Path: "/api/v1/users/" + newUser, Bearer: token}); r.Status != http.StatusOK {
 		t.Fatalf("after Confirm the user is not there: %s", r)
 	}
+	noCopy("after the import")
 	p.shot("07-import-done")
 
 	// A token the API refuses (expired, revoked) brings the login back

@@ -88,11 +88,28 @@ export async function login(username, password) {
 // progress object; it returns the result, or throws the error line as an
 // APIError. A node that answers plain JSON works too.
 export async function stream(path, body, onProgress) {
-  const res = await check(await fetch(path, {
+  return readStream(await fetch(path, {
     method: 'POST', cache: 'no-store',
     headers: authHeaders({ 'Content-Type': 'application/json', Accept: 'application/x-ndjson' }),
     body: JSON.stringify(body || {}),
-  }));
+  }), onProgress);
+}
+
+// importFile imports (or dry-runs) a file from this browser without
+// leaving a copy on the node: a multipart POST /api/v1/data/import with
+// the options, then the file (docs/rest-api.md). Progress and result come
+// as for stream.
+export async function importFile(file, options, onProgress) {
+  const form = new FormData();
+  form.append('options', new Blob([JSON.stringify(Object.assign({ filename: file.name }, options))], { type: 'application/json' }));
+  form.append('file', file, file.name);
+  return readStream(await fetch('/api/v1/data/import', {
+    method: 'POST', cache: 'no-store', headers: authHeaders({ Accept: 'application/x-ndjson' }), body: form,
+  }), onProgress);
+}
+
+async function readStream(answer, onProgress) {
+  const res = await check(answer);
   if (!(res.headers.get('Content-Type') || '').startsWith('application/x-ndjson')) return res.json();
   const reader = res.body.getReader();
   const dec = new TextDecoder();
@@ -120,32 +137,6 @@ export async function stream(path, body, onProgress) {
 function statusOf(code) {
   return { BAD_REQUEST: 400, UNAUTHORIZED: 401, FORBIDDEN: 403, NOT_FOUND: 404, CONFLICT: 409, ALREADY_EXISTS: 409,
     INVALID_FILE: 422, SERVICE_UNAVAILABLE: 503 }[code] || 500;
-}
-
-// upload sends a file to the backup dir (multipart, a taken name gets a
-// number) with upload progress; it resolves to the API's answer
-// {name, size, modified_at, validation}.
-export function upload(file, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/api/v1/data/files?on_conflict=rename');
-    const t = session.token();
-    if (t) xhr.setRequestHeader('Authorization', 'Bearer ' + t);
-    xhr.upload.onprogress = (e) => onProgress && onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
-    xhr.onerror = () => reject(new APIError(0, 'NETWORK', 'the upload failed: the node did not answer'));
-    xhr.onload = () => {
-      let body = null;
-      try { body = JSON.parse(xhr.responseText); } catch { /* shown as text */ }
-      if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
-      const err = body && body.code ? new APIError(xhr.status, body.code, body.message, body)
-        : new APIError(xhr.status, 'HTTP_' + xhr.status, xhr.responseText || xhr.statusText);
-      if (xhr.status === 401) unauthorized(err);
-      reject(err);
-    };
-    const form = new FormData();
-    form.append('file', file, file.name);
-    xhr.send(form);
-  });
 }
 
 // download fetches a file with the bearer token and hands it to the

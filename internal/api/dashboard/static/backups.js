@@ -2,7 +2,7 @@
 // and at the remote target), creating them with a progress bar,
 // downloading, and importing an uploaded export after a dry run.
 
-import { call, stream, upload, download, remoteList } from './api.js';
+import { call, stream, importFile, download, remoteList } from './api.js';
 import { $, el, showError, bytes, time, Job, progressLine } from './ui.js';
 
 const backupJob = () => new Job('backup');
@@ -23,7 +23,7 @@ export function init() {
   $('upload-form').addEventListener('submit', (e) => { e.preventDefault(); uploadAndCheck(); });
   $('import-confirm').addEventListener('click', () => confirmImport());
   $('import-cancel').addEventListener('click', () => cancelImport());
-  $('import-replace').addEventListener('change', () => { if (pending) dryRun(pending.filename); });
+  $('import-replace').addEventListener('change', () => { if (pending) dryRun(pending.file || pending.filename); });
 }
 
 export function show() {
@@ -207,42 +207,45 @@ function createExport() {
   });
 }
 
+// uploadAndCheck dry-runs a file chosen in this browser. The file goes
+// with the request and the node keeps no copy (as roost ctl data import
+// --dry-run FILE); Confirm sends it again with the real import.
 function uploadAndCheck() {
   const input = $('upload-file');
   const file = input.files && input.files[0];
   if (!file) return;
-  const job = importJob();
-  hideReport();
-  return runJob(job, 'import-error', $('upload-submit'), `Uploading ${file.name}…`, async () => {
-    const up = await upload(file, (done, total) =>
-      job.update(total ? done / total : null, `Uploading ${file.name}: ${bytes(done)} of ${bytes(total)}`));
-    job.update(1, `Uploaded as ${up.name}; checked. Running a dry run…`);
-    input.value = '';
-    refresh();
-    running.delete(job.box.id); // the upload is done; the dry run is its own job
-    await dryRun(up.name);
-  });
+  input.value = '';
+  return dryRun(file);
 }
 
-function dryRun(filename) {
+// dryRun shows what importing source would change: a File from this
+// browser, or the name of a file in the node's backup dir.
+function dryRun(source) {
   const job = importJob();
   const replace = $('import-replace').checked;
+  const label = typeof source === 'string' ? source : source.name;
   hideReport();
-  return runJob(job, 'import-error', $('upload-submit'), `Dry run of ${filename}…`, async () => {
-    const rep = await stream('/api/v1/data/import', { filename, dry_run: true, replace }, (p) => job.update(...progressLine(p)));
-    job.done(`Dry run of ${filename} done: nothing has changed yet.`);
-    pending = { filename, replace };
+  return runJob(job, 'import-error', $('upload-submit'), `Dry run of ${label}…`, async () => {
+    const rep = await runImport(source, { dry_run: true, replace }, job);
+    job.done(`Dry run of ${label} done: nothing has changed yet.`);
+    pending = typeof source === 'string' ? { filename: source, replace } : { file: source, filename: label, replace };
     renderReport(rep, true);
   });
 }
 
+function runImport(source, options, job) {
+  const onProgress = (p) => job.update(...progressLine(p));
+  if (typeof source === 'string') return stream('/api/v1/data/import', Object.assign({ filename: source }, options), onProgress);
+  return importFile(source, options, onProgress);
+}
+
 function confirmImport() {
   if (!pending) return;
-  const { filename, replace } = pending;
+  const { file, filename, replace } = pending;
   const job = importJob();
   $('import-confirm').disabled = true;
   return runJob(job, 'import-error', $('import-confirm'), `Importing ${filename}…`, async () => {
-    const rep = await stream('/api/v1/data/import', { filename, replace }, (p) => job.update(...progressLine(p)));
+    const rep = await runImport(file || filename, { replace }, job);
     pending = null;
     job.done(`Imported ${filename}: committed at raft index ${rep.raft_index}.`);
     renderReport(rep, false);

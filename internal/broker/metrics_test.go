@@ -29,17 +29,28 @@ func TestMetricsCountMessagesByQoS(t *testing.T) {
 		sub2.next()
 		sub0.next()
 	}
-	m := n.b.Metrics()
+	// A client can read a message before mochi's writer returns and calls
+	// OnPacketSent, so the sent counts settle a moment after the last
+	// message arrived.
+	// sub2 gets each message at its own QoS, sub0 all six at QoS 0.
+	want := QoSCounts{3 + 6, 2, 1}
+	var m Metrics
 	var in, out QoSCounts
-	for q := range 3 {
-		in[q] = m.ReceivedByQoS[q] - before.ReceivedByQoS[q]
-		out[q] = m.SentByQoS[q] - before.SentByQoS[q]
+	settled := func() bool {
+		m = n.b.Metrics()
+		for q := range 3 {
+			in[q] = m.ReceivedByQoS[q] - before.ReceivedByQoS[q]
+			out[q] = m.SentByQoS[q] - before.SentByQoS[q]
+		}
+		return out == want
+	}
+	for deadline := time.Now().Add(waitFor); !settled() && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
 	}
 	if in != QoSCounts(published) {
 		t.Errorf("received by QoS %v, want %v (what the client published)", in, published)
 	}
-	// sub2 gets each message at its own QoS, sub0 all six at QoS 0.
-	if want := (QoSCounts{3 + 6, 2, 1}); out != want {
+	if out != want {
 		t.Errorf("sent by QoS %v, want %v", out, want)
 	}
 	if sum := m.ReceivedByQoS[0] + m.ReceivedByQoS[1] + m.ReceivedByQoS[2]; sum != m.MessagesReceived {

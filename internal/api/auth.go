@@ -324,8 +324,8 @@ const InitialAdminPasswordFile = "initial-admin-password"
 // password changes. Only the raft leader creates the admin (a follower's
 // cluster already has its admins, or is catching up to them), so call it
 // after the store has a leader.
-func EnsureInitialAdmin(ctx context.Context, st *store.Store, dataDir, username, configuredPassword string) (bool, error) {
-	log := slog.Default().With("component", "api")
+func EnsureInitialAdmin(ctx context.Context, log *slog.Logger, st *store.Store, dataDir, username, configuredPassword string) (bool, error) {
+	log = log.With("component", "api")
 	if username == "" {
 		username = "admin"
 	}

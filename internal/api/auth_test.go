@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/base64"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -112,7 +113,7 @@ func TestInitialAdminAndLogin(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	ctx := context.Background()
-	created, err := EnsureInitialAdmin(ctx, e.st, e.dir, "", "")
+	created, err := EnsureInitialAdmin(ctx, slog.Default(), e.st, e.dir, "", "")
 	if err != nil || !created {
 		t.Fatalf("created=%v err=%v", created, err)
 	}
@@ -129,7 +130,7 @@ func TestInitialAdminAndLogin(t *testing.T) {
 	if len(password) < 16 {
 		t.Fatalf("weak initial password %q", password)
 	}
-	if created, err := EnsureInitialAdmin(ctx, e.st, e.dir, "", "other"); err != nil || created {
+	if created, err := EnsureInitialAdmin(ctx, slog.Default(), e.st, e.dir, "", "other"); err != nil || created {
 		t.Fatalf("second call: created=%v err=%v", created, err)
 	}
 	if b2, _ := os.ReadFile(file); string(b2) != string(b) {
@@ -192,7 +193,7 @@ func TestInitialAdminAndLogin(t *testing.T) {
 func TestInitialAdminConfiguredPassword(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	created, err := EnsureInitialAdmin(context.Background(), e.st, e.dir, "root", "configured-pw")
+	created, err := EnsureInitialAdmin(context.Background(), slog.Default(), e.st, e.dir, "root", "configured-pw")
 	if err != nil || !created {
 		t.Fatalf("created=%v err=%v", created, err)
 	}

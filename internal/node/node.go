@@ -166,7 +166,7 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 	if err != nil {
 		return err
 	}
-	if _, err := api.EnsureInitialAdmin(ctx, st, dataDir, cfg.Dashboard.DefaultUsername, cfg.Dashboard.DefaultPassword); err != nil {
+	if _, err := api.EnsureInitialAdmin(ctx, log, st, dataDir, cfg.Dashboard.DefaultUsername, cfg.Dashboard.DefaultPassword); err != nil {
 		return fmt.Errorf("create initial admin: %w", err)
 	}
 

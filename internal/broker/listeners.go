@@ -127,6 +127,20 @@ type clientConn struct {
 
 	// Set by TakeoverLocal before it disconnects the client.
 	handover atomic.Pointer[handover]
+
+	// What is written to the client (write_queue.go).
+	wq         writeQueue
+	readClosed atomic.Bool
+	closeOnce  sync.Once
+
+	// Messages dropped for the client, not logged yet (drops.go).
+	drops dropLog
+}
+
+func newClientConn(conn net.Conn, qs *writeQueues) *clientConn {
+	c := &clientConn{Conn: conn, done: make(chan struct{})}
+	c.wq.init(qs)
+	return c
 }
 
 // connState returns the Roost state of a client, or nil for a client
@@ -143,6 +157,7 @@ type listener struct {
 	opts           ListenerOptions
 	tlsConf        *tls.Config
 	connectTimeout time.Duration
+	queues         *writeQueues
 	log            *slog.Logger
 
 	ln     net.Listener
@@ -162,11 +177,11 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func newListener(o ListenerOptions, connectTimeout time.Duration) (*listener, error) {
+func newListener(o ListenerOptions, connectTimeout time.Duration, queues *writeQueues) (*listener, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	l := &listener{opts: o, connectTimeout: connectTimeout, conns: map[*clientConn]struct{}{}}
+	l := &listener{opts: o, connectTimeout: connectTimeout, queues: queues, conns: map[*clientConn]struct{}{}}
 	if o.tls() {
 		conf, err := o.tlsConfig()
 		if err != nil {
@@ -242,8 +257,12 @@ func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn) {
 	// stays silent must not hold a goroutine forever. After CONNECT mochi
 	// replaces the deadline with the keepalive one.
 	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
-	cc := &clientConn{Conn: conn, done: make(chan struct{})}
+	cc := newClientConn(conn, l.queues)
 	defer close(cc.done)
+	// mochi closes the connection when it is done with the client; this
+	// covers every other way out. The socket closes once what is queued
+	// for the client is written (write_queue.go).
+	defer cc.Close()
 	l.connsMu.Lock()
 	if l.closed.Load() {
 		l.connsMu.Unlock()
@@ -276,7 +295,7 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 		if err != nil {
 			return // Upgrade already answered with an HTTP error
 		}
-		defer ws.Close()
+		// establish closes it, once what is queued for the client is written.
 		l.establish(establish, &wsConn{Conn: ws.UnderlyingConn(), ws: ws})
 	})
 	l.http.Handler = handler

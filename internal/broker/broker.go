@@ -202,17 +202,19 @@ type Broker struct {
 
 	// Clustering (cluster_hook.go, takeover.go) and retained delivery
 	// on subscribe (retained_deliver.go).
-	cluster    atomic.Pointer[ClusterHooks]
-	routes     *localRoutes
-	routing    *routingHook
-	order      *queueOrder     // order of queued messages (queue_order.go)
-	queues     *writeQueues    // clients' write queues (write_queue.go)
-	dropped    [3]atomic.Int64 // messages dropped for full queues, by QoS (drops.go)
-	remotePool sync.Pool       // inline clients of DeliverRemote
-	running    atomic.Bool     // between Start and Close: clients are served
-	bgMu       sync.Mutex      // guards bgClosed and bgWG.Add
-	bgClosed   bool
-	bgWG       sync.WaitGroup // background deliveries
+	cluster atomic.Pointer[ClusterHooks]
+	routes  *localRoutes
+	routing *routingHook
+	order   *queueOrder     // order of queued messages (queue_order.go)
+	queues  *writeQueues    // clients' write queues (write_queue.go)
+	dropped [3]atomic.Int64 // messages dropped for full queues, by QoS (drops.go)
+	// dropLogEvery spaces the log lines about one client's drops.
+	dropLogEvery time.Duration
+	remotePool   sync.Pool   // inline clients of DeliverRemote
+	running      atomic.Bool // between Start and Close: clients are served
+	bgMu         sync.Mutex  // guards bgClosed and bgWG.Add
+	bgClosed     bool
+	bgWG         sync.WaitGroup // background deliveries
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -232,7 +234,8 @@ func New(opts Options) (*Broker, error) {
 	if opts.NodeName != "" {
 		log = log.With("node", opts.NodeName)
 	}
-	b := &Broker{opts: opts, log: log, st: opts.Store, queues: newWriteQueues(opts.MaxQueuedBytes)}
+	b := &Broker{opts: opts, log: log, st: opts.Store, queues: newWriteQueues(opts.MaxQueuedBytes),
+		dropLogEvery: dropLogEvery}
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	for _, lo := range opts.Listeners {

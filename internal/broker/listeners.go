@@ -394,3 +394,8 @@ func (c *wsConn) SetWriteDeadline(t time.Time) error {
 	return c.ws.SetWriteDeadline(t)
 }
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// cutWrites sets the socket's write deadline, for the write in progress:
+// gorilla sets its own deadline on the socket as each write starts, and
+// SetWriteDeadline would wait for the write in progress to end.
+func (c *wsConn) cutWrites(t time.Time) { _ = c.Conn.SetWriteDeadline(t) }

@@ -75,7 +75,7 @@ func (b *Broker) TakeoverLocal(clientID string, cleanStart bool) (*Session, bool
 			b.log.Info("session taken over by another node", "client", clientID)
 			// A client that does not read must not hold this up (a
 			// write in progress is bound by the new deadline too).
-			_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			st.cutWrites(time.Second)
 			if cl.Properties.ProtocolVersion >= 5 {
 				_ = b.server.DisconnectClient(cl, packets.ErrSessionTakenOver)
 			} else {

@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Writes to a client go through a queue bounded in bytes.
@@ -12,23 +14,37 @@ import (
 // mochi hands each message for a client to the client's writer goroutine
 // through a channel of Options.MaxPendingWrites packets, without waiting:
 // when the channel is full, the message is dropped (publishToClient, which
-// then calls OnPublishDropped). The writer blocks on the socket as soon as
-// the client reads more slowly than messages arrive, so of a burst that
+// then calls OnPublishDropped). The writer blocked on the socket as soon
+// as the client read more slowly than messages arrived, so of a burst that
 // the client would have read within seconds, everything beyond those 1024
 // packets and what the kernel buffers was lost. A longer channel costs 8
 // bytes a slot on every connection whatever its traffic, and still counts
-// packets, not memory.
+// packets, not memory. (The writer also held the client's lock meanwhile,
+// which mochi takes to give a QoS 1/2 message a packet id: every publisher
+// to a QoS 1 subscriber that stopped reading stopped too.)
 //
 // So the connection (clientConn) takes what mochi writes into a queue of
 // its own, up to Options.MaxQueuedBytes of memory per connection, and a
 // goroutine started while the queue holds something writes it to the
 // socket. mochi's writer no longer waits for a slow client, and its
-// channel stays short. The queue is the connection's byte stream itself,
-// so every packet keeps its place: messages cannot overtake one another,
-// and topic aliases, packet ids and everything else mochi prepares for
-// the client stay as they were. Only when the queue holds its budget does
-// a write wait for the socket, as every write did before; mochi's channel
-// then fills and mochi drops, which dropHook counts and logs.
+// channel stays short (see pace.go for the writer that is slow for want
+// of CPU). The queue is the connection's byte stream itself, so every
+// packet keeps its place: messages cannot overtake one another, and topic
+// aliases, packet ids and everything else mochi prepares for the client
+// stay as they were.
+//
+// A write that does not fit in the budget loses its live messages:
+// PUBLISH packets neither retained nor duplicate, which mochi's writer
+// sends (and the next message after an acknowledgement frees a QoS 1/2
+// slot). They are counted (onDrop: dropHook) and the rest of the write is
+// queued. A QoS 1/2 message so dropped stays in the session's inflight
+// messages, to be sent again when a persistent session resumes. What is
+// left waits for room: Roost's own deliveries (retained messages on
+// subscribe, a moved session's messages, which set retain or duplicate),
+// and mochi's re-sends, are slowed down by a slow reader and lose nothing;
+// control packets (acknowledgements, PINGRESP, DISCONNECT) may go
+// controlSlack over the budget first, so that a DISCONNECT for a client
+// that does not read does not wait.
 //
 // Memory is counted in chunks of writeChunk bytes (a larger write gets a
 // chunk of its own size) and returned to a pool as soon as the chunk is on
@@ -43,8 +59,17 @@ import (
 
 const (
 	writeChunk     = 16 << 10
+	controlSlack   = 4 * writeChunk
 	closeFlushWait = 2 * time.Second
 )
+
+// dropReport is what a write lost: PUBLISH packets by QoS, and their bytes.
+type dropReport struct {
+	byQoS [3]int64
+	bytes int64
+}
+
+func (r *dropReport) count() int64 { return r.byQoS[0] + r.byQoS[1] + r.byQoS[2] }
 
 // writeQueues is what the connections of one broker share.
 type writeQueues struct {
@@ -71,8 +96,9 @@ type writeQueue struct {
 	flushing bool      // a goroutine is writing the queue to the socket
 	err      error     // first failed write: the stream is broken
 	closing  bool
-	timer    *time.Timer   // closes the socket if the flush takes too long
-	taken    atomic.Uint64 // writes taken, for paceHook
+	timer    *time.Timer      // closes the socket if the flush takes too long
+	taken    atomic.Uint64    // writes taken, for paceHook
+	onDrop   func(dropReport) // called without q.mu for the messages a write lost
 }
 
 func (q *writeQueue) init(qs *writeQueues) {
@@ -91,38 +117,128 @@ func (q *writeQueue) need(n int) int {
 	return max(writeChunk, n)
 }
 
-// Write queues p and returns at once, unless the queue holds its budget:
-// then it waits until the socket has taken enough.
+// Write queues p and returns at once. If p does not fit in the budget,
+// its live messages are dropped and the rest waits for room (see the top
+// of the file).
 func (c *clientConn) Write(p []byte) (int, error) {
 	q := &c.wq
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	for {
-		if q.err != nil {
-			return 0, q.err
-		}
-		if q.closing {
-			return 0, net.ErrClosed
-		}
-		need := q.need(len(p))
-		if need == 0 {
-			break
-		}
-		if q.held == 0 || q.held+need <= q.qs.limit {
-			q.grow(need)
-			break
-		}
+	if err := q.writable(); err != nil {
+		q.mu.Unlock()
+		return 0, err
+	}
+	q.taken.Add(1)
+	if q.fits(len(p), 0) {
+		q.put(c, p)
+		q.mu.Unlock()
+		return len(p), nil
+	}
+	kept, lost, publishes := splitLive(p)
+	slack := controlSlack
+	if publishes {
+		slack = 0
+	}
+	for len(kept) > 0 && !q.fits(len(kept), slack) {
 		q.room.Wait()
+		if err := q.writable(); err != nil {
+			q.mu.Unlock()
+			return 0, err
+		}
+	}
+	if len(kept) > 0 {
+		q.put(c, kept)
+	}
+	onDrop := q.onDrop
+	q.mu.Unlock()
+	if lost.count() > 0 && onDrop != nil {
+		onDrop(lost)
+	}
+	return len(p), nil
+}
+
+// writable returns why nothing can be written, if anything (q.mu held).
+func (q *writeQueue) writable() error {
+	if q.err != nil {
+		return q.err
+	}
+	if q.closing {
+		return net.ErrClosed
+	}
+	return nil
+}
+
+// fits reports whether a write of n bytes fits in the budget plus slack
+// (q.mu held). Anything fits in an empty queue.
+func (q *writeQueue) fits(n, slack int) bool {
+	need := q.need(n)
+	return need == 0 || q.held == 0 || q.held+need <= q.qs.limit+slack
+}
+
+// put queues p and makes sure a goroutine writes it out (q.mu held).
+func (q *writeQueue) put(c *clientConn, p []byte) {
+	if need := q.need(len(p)); need > 0 {
+		q.grow(need)
 	}
 	last := q.chunks[len(q.chunks)-1]
 	*last = append(*last, p...)
-	q.taken.Add(1)
 	if !q.flushing {
 		q.flushing = true
 		q.qs.flushers.Add(1)
 		go c.flush()
 	}
-	return len(p), nil
+}
+
+// splitLive splits a write (whole MQTT packets, one or several: mochi
+// batches packets while its channel is not empty) into the packets to
+// keep and the live messages to drop (PUBLISH, neither retained nor
+// duplicate), and reports whether a kept packet is a PUBLISH. Bytes that
+// do not parse as whole packets are all kept.
+func splitLive(p []byte) (kept []byte, lost dropReport, publishes bool) {
+	var out []byte // nil while nothing is dropped: kept is p itself
+	rest := p
+	for len(rest) > 0 {
+		header := rest[0]
+		size, ok := packetLength(rest)
+		if !ok {
+			return p, dropReport{}, true
+		}
+		pk := rest[:size]
+		rest = rest[size:]
+		typ, dup, qos, retain := header>>4, header&0x08 != 0, (header>>1)&3, header&1 != 0
+		if typ != packets.Publish || dup || retain || qos > 2 {
+			if typ == packets.Publish {
+				publishes = true
+			}
+			if out != nil {
+				out = append(out, pk...)
+			}
+			continue
+		}
+		if out == nil {
+			out = append(make([]byte, 0, len(p)-size), p[:len(p)-len(rest)-size]...)
+		}
+		lost.byQoS[qos]++
+		lost.bytes += int64(size)
+	}
+	if out == nil {
+		return p, lost, publishes
+	}
+	return out, lost, publishes
+}
+
+// packetLength returns the size of the packet p starts with, if p holds
+// it whole.
+func packetLength(p []byte) (size int, ok bool) {
+	body, mult := 0, 1
+	for i := 1; i < len(p) && i <= 4; i++ {
+		body += int(p[i]&0x7f) * mult
+		if p[i]&0x80 == 0 {
+			size = i + 1 + body
+			return size, size <= len(p)
+		}
+		mult *= 128
+	}
+	return 0, false
 }
 
 // full reports whether the queue holds its budget: a write that needs
@@ -258,6 +374,17 @@ func (c *clientConn) Close() error {
 	}
 	_ = c.Conn.SetReadDeadline(time.Now()) // a blocked Read returns now
 	return nil
+}
+
+// cutWrites makes writes to the socket, also one in progress, fail after
+// d: for a client that is being disconnected and may not read.
+func (c *clientConn) cutWrites(d time.Duration) {
+	t := time.Now().Add(d)
+	if ws, ok := c.Conn.(*wsConn); ok {
+		ws.cutWrites(t)
+		return
+	}
+	_ = c.Conn.SetWriteDeadline(t)
 }
 
 func (c *clientConn) closeConn() error {

@@ -39,6 +39,7 @@ func (h *dropHook) OnSessionEstablish(cl *mqtt.Client, _ packets.Packet) {
 	}
 	st.wq.mu.Lock()
 	st.wq.onDrop = func(r dropReport) { h.b.queueDropped(cl, st, r) }
+	st.wq.aliases = cl.Properties.ProtocolVersion >= 5 && cl.Properties.Props.TopicAliasMaximum > 0
 	st.wq.mu.Unlock()
 }
 

@@ -44,7 +44,9 @@ import (
 // and mochi's re-sends, are slowed down by a slow reader and lose nothing;
 // control packets (acknowledgements, PINGRESP, DISCONNECT) may go
 // controlSlack over the budget first, so that a DISCONNECT for a client
-// that does not read does not wait.
+// that does not read does not wait. So may a message that introduces a
+// topic alias (MQTT 5): the client must learn the alias before the
+// messages that use it.
 //
 // Memory is counted in chunks of writeChunk bytes (a larger write gets a
 // chunk of its own size) and returned to a pool as soon as the chunk is on
@@ -99,6 +101,7 @@ type writeQueue struct {
 	timer    *time.Timer      // closes the socket if the flush takes too long
 	taken    atomic.Uint64    // writes taken, for paceHook
 	onDrop   func(dropReport) // called without q.mu for the messages a write lost
+	aliases  bool             // the client takes topic aliases
 }
 
 func (q *writeQueue) init(qs *writeQueues) {
@@ -133,7 +136,7 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		q.mu.Unlock()
 		return len(p), nil
 	}
-	kept, lost, publishes := splitLive(p)
+	kept, lost, publishes := splitLive(p, q.aliases)
 	slack := controlSlack
 	if publishes {
 		slack = 0
@@ -190,25 +193,28 @@ func (q *writeQueue) put(c *clientConn, p []byte) {
 
 // splitLive splits a write (whole MQTT packets, one or several: mochi
 // batches packets while its channel is not empty) into the packets to
-// keep and the live messages to drop (PUBLISH, neither retained nor
-// duplicate), and reports whether a kept packet is a PUBLISH. Bytes that
-// do not parse as whole packets are all kept.
-func splitLive(p []byte) (kept []byte, lost dropReport, publishes bool) {
+// keep and the live messages to drop: PUBLISH packets neither retained
+// nor duplicate, nor introducing a topic alias (with aliases). It reports
+// whether a kept packet is a PUBLISH that may not go over the budget.
+// Bytes that do not parse as whole packets are all kept.
+func splitLive(p []byte, aliases bool) (kept []byte, lost dropReport, publishes bool) {
 	var out []byte // nil while nothing is dropped: kept is p itself
 	rest := p
 	for len(rest) > 0 {
-		header := rest[0]
 		size, ok := packetLength(rest)
 		if !ok {
 			return p, dropReport{}, true
 		}
 		pk := rest[:size]
 		rest = rest[size:]
-		typ, dup, qos, retain := header>>4, header&0x08 != 0, (header>>1)&3, header&1 != 0
-		if typ != packets.Publish || dup || retain || qos > 2 {
-			if typ == packets.Publish {
-				publishes = true
-			}
+		typ, dup, qos, retain := pk[0]>>4, pk[0]&0x08 != 0, (pk[0]>>1)&3, pk[0]&1 != 0
+		live := typ == packets.Publish && !dup && !retain && qos <= 2
+		if live && aliases && setsAlias(pk, qos) {
+			live = false // kept, within the slack of control packets
+		} else if !live && typ == packets.Publish {
+			publishes = true
+		}
+		if !live {
 			if out != nil {
 				out = append(out, pk...)
 			}
@@ -226,19 +232,106 @@ func splitLive(p []byte) (kept []byte, lost dropReport, publishes bool) {
 	return out, lost, publishes
 }
 
-// packetLength returns the size of the packet p starts with, if p holds
-// it whole.
-func packetLength(p []byte) (size int, ok bool) {
-	body, mult := 0, 1
-	for i := 1; i < len(p) && i <= 4; i++ {
-		body += int(p[i]&0x7f) * mult
-		if p[i]&0x80 == 0 {
-			size = i + 1 + body
-			return size, size <= len(p)
+// setsAlias reports whether an MQTT 5 PUBLISH packet carries both a topic
+// name and a Topic Alias property: it introduces (or changes) the alias.
+// A packet that does not parse is taken to.
+func setsAlias(pk []byte, qos byte) bool {
+	i := 1
+	for i < len(pk) && pk[i]&0x80 != 0 { // remaining length
+		i++
+	}
+	i++
+	if i+2 > len(pk) {
+		return true
+	}
+	topic := int(pk[i])<<8 | int(pk[i+1])
+	if topic == 0 {
+		return false // uses an alias, introduces none
+	}
+	i += 2 + topic
+	if qos > 0 {
+		i += 2 // packet id
+	}
+	if i > len(pk) {
+		return true
+	}
+	n, w := uvarint(pk[i:])
+	if w == 0 {
+		return true
+	}
+	props := pk[i+w:]
+	if n > len(props) {
+		return true
+	}
+	props = props[:n]
+	for len(props) > 0 {
+		id := props[0]
+		props = props[1:]
+		var skip int
+		switch id {
+		case 0x23: // topic alias
+			return true
+		case 0x01: // payload format indicator
+			skip = 1
+		case 0x02: // message expiry interval
+			skip = 4
+		case 0x03, 0x08, 0x09: // content type, response topic, correlation data
+			if len(props) < 2 {
+				return true
+			}
+			skip = 2 + (int(props[0])<<8 | int(props[1]))
+		case 0x26: // user property: two strings
+			if len(props) < 2 {
+				return true
+			}
+			k := 2 + (int(props[0])<<8 | int(props[1]))
+			if len(props) < k+2 {
+				return true
+			}
+			skip = k + 2 + (int(props[k])<<8 | int(props[k+1]))
+		case 0x0B: // subscription identifier
+			_, w := uvarint(props)
+			if w == 0 {
+				return true
+			}
+			skip = w
+		default:
+			return true
+		}
+		if skip > len(props) {
+			return true
+		}
+		props = props[skip:]
+	}
+	return false
+}
+
+// uvarint decodes an MQTT variable byte integer: the value and its width
+// (0: not one).
+func uvarint(b []byte) (v, width int) {
+	mult := 1
+	for i := 0; i < len(b) && i < 4; i++ {
+		v += int(b[i]&0x7f) * mult
+		if b[i]&0x80 == 0 {
+			return v, i + 1
 		}
 		mult *= 128
 	}
-	return 0, false
+	return 0, 0
+}
+
+// packetLength returns the size of the packet p starts with, if p holds
+// it whole.
+func packetLength(p []byte) (size int, ok bool) {
+	if len(p) < 2 {
+		return 0, false
+	}
+	body, w := uvarint(p[1:])
+	if w == 0 {
+		return 0, false
+	}
+	size = 1 + w + body
+	return size, size <= len(p)
 }
 
 // full reports whether the queue holds its budget: a write that needs

@@ -133,8 +133,10 @@ type clientConn struct {
 	readClosed atomic.Bool
 	closeOnce  sync.Once
 
-	// Messages dropped for the client, not logged yet (drops.go).
-	drops dropLog
+	// Messages dropped for the client, not logged yet (drops.go), and
+	// the writer paceHook gave up waiting for: wq.taken+1 then (pace.go).
+	drops     dropLog
+	paceStuck atomic.Uint64
 }
 
 func newClientConn(conn net.Conn, qs *writeQueues) *clientConn {

@@ -26,7 +26,9 @@ import (
 // yields to the writer instead of overrunning it. It does not wait when
 // the writer cannot take more, its write queue holding its budget (a
 // client that does not read: mochi drops, dropHook counts), nor once the
-// writer has taken nothing for paceStall. Nothing changes order: every
+// writer has taken nothing for paceStall (nor again until it takes
+// something: a writer held up, e.g. until a connecting client's session
+// is set up, costs each publisher paceStall once). Nothing changes order: every
 // message still goes through mochi's channel, and the publisher, its
 // socket unread meanwhile, is slowed down like any TCP sender.
 //
@@ -91,8 +93,11 @@ func (h *paceHook) pace(cl *mqtt.Client, st *clientConn) {
 	if n < high {
 		return
 	}
-	wait := 20 * time.Microsecond
 	taken := st.wq.taken.Load()
+	if st.paceStuck.Load() == taken+1 {
+		return // gave up on this writer, which has taken nothing since
+	}
+	wait := 20 * time.Microsecond
 	since := time.Now()
 	for n >= high {
 		if cl.Closed() || h.b.ctx.Err() != nil || st.wq.full() {
@@ -101,6 +106,7 @@ func (h *paceHook) pace(cl *mqtt.Client, st *clientConn) {
 		if t := st.wq.taken.Load(); t != taken {
 			taken, since = t, time.Now()
 		} else if time.Since(since) > paceStall {
+			st.paceStuck.Store(taken + 1)
 			return
 		}
 		time.Sleep(wait)

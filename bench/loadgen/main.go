@@ -207,7 +207,7 @@ type result struct {
 	Foreign        int64   `json:"foreign"` // messages not from this run (old retained, other tools)
 	Lost           int64   `json:"lost"`
 	DeliveredRatio float64 `json:"delivered_ratio"`
-	Reordered      int64   `json:"reordered"` // arrived after a later message of the same publisher
+	Reordered      int64   `json:"reordered"` // QoS 0: arrived after a later message of the same publisher
 	GateStalls     int64   `json:"gate_stalls"`
 	WrittenOff     int64   `json:"written_off"`
 

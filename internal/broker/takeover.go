@@ -278,8 +278,13 @@ func minimum(a, b int64) int64 {
 // sendToClient writes a PUBLISH to a connected client directly (not
 // through its outbound queue, which drops when full), tracking QoS 1/2
 // messages as in flight like mochi does. It returns false once the
-// client is gone.
+// client is gone. It waits for room in the client's write queue before
+// it takes the client's lock (WritePacket), which mochi's publishers
+// need too.
 func (b *Broker) sendToClient(cl *mqtt.Client, out packets.Packet) bool {
+	if st := connState(cl); st != nil && !st.wq.waitRoom(len(out.TopicName)+len(out.Payload)+64) {
+		return false
+	}
 	if out.FixedHeader.Qos > 0 {
 		id, err := cl.NextPacketID()
 		if err != nil {

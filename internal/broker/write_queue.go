@@ -159,6 +159,17 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// waitRoom waits until a write of about n bytes fits in the budget;
+// false if the queue is closed or broken first.
+func (q *writeQueue) waitRoom(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.writable() == nil && !q.fits(n, 0) {
+		q.room.Wait()
+	}
+	return q.writable() == nil
+}
+
 // writable returns why nothing can be written, if anything (q.mu held).
 func (q *writeQueue) writable() error {
 	if q.err != nil {

@@ -130,6 +130,7 @@ type clientConn struct {
 
 	// What is written to the client (write_queue.go).
 	wq         writeQueue
+	direct     *directWriter // nil: TLS, WebSocket
 	readClosed atomic.Bool
 	closeOnce  sync.Once
 
@@ -140,7 +141,7 @@ type clientConn struct {
 }
 
 func newClientConn(conn net.Conn, qs *writeQueues) *clientConn {
-	c := &clientConn{Conn: conn, done: make(chan struct{})}
+	c := &clientConn{Conn: conn, done: make(chan struct{}), direct: newDirectWriter(conn)}
 	c.wq.init(qs)
 	return c
 }

@@ -26,7 +26,9 @@ import (
 // So the connection (clientConn) takes what mochi writes into a queue of
 // its own, up to Options.MaxQueuedBytes of memory per connection, and a
 // goroutine started while the queue holds something writes it to the
-// socket. mochi's writer no longer waits for a slow client, and its
+// socket. (While the queue is empty, a write to a TCP socket goes to it
+// at once, as much as the socket takes without waiting: one system call,
+// as before; only the rest is queued. write_direct_unix.go.) mochi's writer no longer waits for a slow client, and its
 // channel stays short (see pace.go for the writer that is slow for want
 // of CPU). The queue is the connection's byte stream itself, so every
 // packet keeps its place: messages cannot overtake one another, and topic
@@ -131,10 +133,26 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	q.taken.Add(1)
+	whole := len(p)
+	if q.held == 0 && !q.flushing && c.direct != nil {
+		// Nothing queued: what the socket takes at once goes now.
+		n, err := c.direct.write(p)
+		if err != nil {
+			q.fail(err)
+			q.mu.Unlock()
+			_ = c.closeConn()
+			return n, err
+		}
+		if n == len(p) {
+			q.mu.Unlock()
+			return n, nil
+		}
+		p = p[n:] // fits: the queue is empty
+	}
 	if q.fits(len(p), 0) {
 		q.put(c, p)
 		q.mu.Unlock()
-		return len(p), nil
+		return whole, nil
 	}
 	kept, lost, publishes := splitLive(p, q.aliases)
 	slack := controlSlack
@@ -156,7 +174,18 @@ func (c *clientConn) Write(p []byte) (int, error) {
 	if lost.count() > 0 && onDrop != nil {
 		onDrop(lost)
 	}
-	return len(p), nil
+	return whole, nil
+}
+
+// fail breaks the stream: what is queued is dropped, every write fails
+// (q.mu held).
+func (q *writeQueue) fail(err error) {
+	if q.err == nil {
+		q.err = err
+		q.release(q.chunks)
+		q.chunks = nil
+	}
+	q.room.Broadcast()
 }
 
 // waitRoom waits until a write of about n bytes fits in the budget;
@@ -415,10 +444,8 @@ func (c *clientConn) flush() {
 
 		q.mu.Lock()
 		q.release(batch)
-		if err != nil && q.err == nil {
-			q.err = err
-			q.release(q.chunks)
-			q.chunks = nil
+		if err != nil {
+			q.fail(err)
 		}
 		q.room.Broadcast()
 		q.mu.Unlock()

@@ -104,6 +104,7 @@ type writeQueue struct {
 	taken    atomic.Uint64    // writes taken, for paceHook
 	onDrop   func(dropReport) // called without q.mu for the messages a write lost
 	aliases  bool             // the client takes topic aliases
+	waiters  int              // writes waiting for room
 }
 
 func (q *writeQueue) init(qs *writeQueues) {
@@ -160,7 +161,9 @@ func (c *clientConn) Write(p []byte) (int, error) {
 		slack = 0
 	}
 	for len(kept) > 0 && !q.fits(len(kept), slack) {
+		q.waiters++
 		q.room.Wait()
+		q.waiters--
 		if err := q.writable(); err != nil {
 			q.mu.Unlock()
 			return 0, err
@@ -374,12 +377,13 @@ func packetLength(p []byte) (size int, ok bool) {
 	return size, size <= len(p)
 }
 
-// full reports whether the queue holds its budget: a write that needs
-// another chunk would wait.
-func (q *writeQueue) full() bool {
+// blocked reports whether the connection's writer cannot take a message
+// now: the queue holds its budget (the message would be dropped), a write
+// waits for room, or the queue is closed or broken.
+func (q *writeQueue) blocked() bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return q.err == nil && q.held > 0 && q.held+writeChunk > q.qs.limit
+	return q.writable() != nil || q.waiters > 0 || (q.held > 0 && q.held+writeChunk > q.qs.limit)
 }
 
 // grow adds a chunk of n bytes of capacity (q.mu held).

@@ -28,7 +28,9 @@ import (
 // client that does not read: the queue drops, dropHook counts), it waits
 // for room there, or it is held until a connecting client's session is
 // set up (queue_order.go); nor, whatever the reason, once the writer has
-// taken nothing for paceStall, nor again until it takes something.
+// taken nothing for paceStall, nor again until it takes something; and no
+// publisher waits longer than paceStall for one message (publishers that
+// race for the room a writer makes could keep one of them waiting).
 // (Under a load average of 10 on 2 cores, writers were seen to wait more
 // than half a second for CPU.) Nothing changes order: every
 // message still goes through mochi's channel, and the publisher, its
@@ -100,7 +102,8 @@ func (h *paceHook) pace(cl *mqtt.Client, st *clientConn) {
 		return // gave up on this writer, which has taken nothing since
 	}
 	wait := 20 * time.Microsecond
-	since := time.Now()
+	start := time.Now()
+	since := start
 	for n >= high {
 		if cl.Closed() || h.b.ctx.Err() != nil || st.hold.Load() != nil || st.wq.blocked() {
 			return
@@ -109,6 +112,9 @@ func (h *paceHook) pace(cl *mqtt.Client, st *clientConn) {
 			taken, since = t, time.Now()
 		} else if time.Since(since) > paceStall {
 			st.paceStuck.Store(taken + 1)
+			return
+		}
+		if time.Since(start) > paceStall {
 			return
 		}
 		time.Sleep(wait)

@@ -15,12 +15,15 @@ usage() {
 usage: bench/compare.sh [options]
   --rounds N          rounds per broker and scenario; the table shows medians (default 3)
   --duration D        cap on each run's publishing phase, Go duration (default 10s)
-  --scenarios LIST    comma-separated, from: fanin-q0 fanin-q1 fanout-q0 fanout-q1 retained
+  --scenarios LIST    comma-separated, from: fanin-q0 fanin-q1 fanout-q0 fanout-q1 pairs-q0 retained
                       (default: all)
-  --brokers LIST      comma-separated, from: mosquitto mosquitto-auth mochi mochi-auth roost roost-auth
-                      (default: mosquitto,mosquitto-auth,mochi,mochi-auth,roost; roost-auth with --roost-auth)
+  --brokers LIST      comma-separated, from: mosquitto mosquitto-auth mochi mochi-auth roost roost-auth roost-base
+                      (default: mosquitto,mosquitto-auth,mochi,mochi-auth,roost; roost-auth with --roost-auth;
+                      roost-base with --baseline-bin)
   --roost-auth        add roost-auth: Roost with authn on and a user created by `roost ctl users add`
   --roost-bin PATH    use this roost binary instead of building ./cmd/roost
+  --baseline-bin PATH add roost-base: Roost from this binary (e.g. main's), run like roost, with
+                      roost/roost-base ratios: a change against its baseline in the same run
   --proto 4|5         MQTT version of the load generator's clients (default 5)
   --quick             smaller message counts (about a second per run): check the setup, not a result
   --loadgen-args "…"  extra flags for every loadgen run (e.g. "-size 512")
@@ -33,7 +36,7 @@ EOF
 orig_args="$*"
 rounds=3
 duration=10s
-scenarios="fanin-q0,fanin-q1,fanout-q0,fanout-q1,retained"
+scenarios="fanin-q0,fanin-q1,fanout-q0,fanout-q1,pairs-q0,retained"
 brokers=""
 roost_auth=0
 proto=5
@@ -42,6 +45,7 @@ extra_args=""
 out=""
 keep=0
 roost_bin=""
+baseline_bin=""
 while [[ $# -gt 0 ]]; do
 	case "$1" in
 	--rounds) rounds="$2"; shift 2 ;;
@@ -50,6 +54,7 @@ while [[ $# -gt 0 ]]; do
 	--brokers) brokers="$2"; shift 2 ;;
 	--roost-auth) roost_auth=1; shift ;;
 	--roost-bin) roost_bin="$2"; shift 2 ;;
+	--baseline-bin) baseline_bin="$2"; shift 2 ;;
 	--proto) proto="$2"; shift 2 ;;
 	--quick) quick=1; shift ;;
 	--loadgen-args) extra_args="$2"; shift 2 ;;
@@ -65,14 +70,17 @@ if [[ -z "$brokers" ]]; then
 	brokers="mosquitto,mosquitto-auth,mochi,mochi-auth,roost"
 	[[ $roost_auth == 1 ]] && brokers+=",roost-auth"
 fi
+if [[ -n "$baseline_bin" && ",$brokers," != *",roost-base,"* ]]; then
+	brokers+=",roost-base"
+fi
 IFS=, read -r -a broker_list <<<"$brokers"
 IFS=, read -r -a scenario_list <<<"$scenarios"
 for b in "${broker_list[@]}"; do
-	case "$b" in mosquitto | mosquitto-auth | mochi | mochi-auth | roost | roost-auth) ;;
+	case "$b" in mosquitto | mosquitto-auth | mochi | mochi-auth | roost | roost-auth | roost-base) ;;
 	*) echo "compare.sh: unknown broker $b" >&2; exit 64 ;; esac
 done
 for s in "${scenario_list[@]}"; do
-	case "$s" in fanin-q0 | fanin-q1 | fanout-q0 | fanout-q1 | retained) ;;
+	case "$s" in fanin-q0 | fanin-q1 | fanout-q0 | fanout-q1 | pairs-q0 | retained) ;;
 	*) echo "compare.sh: unknown scenario $s" >&2; exit 64 ;; esac
 done
 
@@ -147,6 +155,16 @@ if [[ ",$brokers," == *",roost"* ]]; then
 		roost_note="Roost skipped: \`go build ./cmd/roost\` failed or cmd/roost has no Go files yet (see the build log with --keep)."
 		log "$roost_note"
 		tail -n 5 "$tmp/roost-build.log" >&2 2>/dev/null || true
+	fi
+fi
+
+have_base=0
+if [[ ",$brokers," == *",roost-base,"* ]]; then
+	if [[ -n "$baseline_bin" && -x "$baseline_bin" ]]; then
+		cp "$baseline_bin" "$tmp/roost-base"
+		have_base=1
+	else
+		log "roost-base skipped: --baseline-bin ${baseline_bin:-(not given)} is not an executable file"
 	fi
 fi
 
@@ -267,9 +285,9 @@ start_mochi() { # ROUND AUTH
 	wait_port "$broker_pid" "$broker_port" 10 "$dir/log"
 }
 
-start_roost() { # ROUND AUTH
-	local round="$1" auth="$2" dir ws api cluster
-	dir="$tmp/roost-r$round-a$auth"
+start_roost() { # ROUND AUTH [BINARY]
+	local round="$1" auth="$2" bin="${3:-$tmp/roost}" dir ws api cluster
+	dir="$tmp/$(basename "$bin")-r$round-a$auth"
 	mkdir -p "$dir/data"
 	free_port && broker_port="$REPLY"
 	free_port && ws="$REPLY"
@@ -287,7 +305,7 @@ start_roost() { # ROUND AUTH
 		"ROOST_AUTHN__ENABLE=$authn"
 		"ROOST_LOG__LEVEL=warn"
 	)
-	env "${roost_env[@]}" "$tmp/roost" start >"$dir/log" 2>&1 &
+	env "${roost_env[@]}" "$bin" start >"$dir/log" 2>&1 &
 	broker_pid=$!
 	live[$broker_pid]=1
 	broker_auth="$auth"
@@ -328,6 +346,7 @@ start_broker() { # NAME ROUND
 	mochi-auth) start_mochi "$2" 1 ;;
 	roost) start_roost "$2" 0 ;;
 	roost-auth) start_roost "$2" 1 ;;
+	roost-base) start_roost "$2" 0 "$tmp/roost-base" ;;
 	esac
 }
 
@@ -336,21 +355,26 @@ broker_available() {
 	mosquitto | mosquitto-auth) [[ -x $mosquitto_bin ]] ;;
 	mochi | mochi-auth) true ;;
 	roost | roost-auth) [[ $have_roost == 1 ]] ;;
+	roost-base) [[ $have_base == 1 ]] ;;
 	esac
 }
 
 # ---- scenarios -------------------------------------------------------------
 
 scenario_args() { # NAME -> loadgen flags
-	local c_fanin=10000 c_fanout=2000 c_ret=10000
+	local c_fanin=10000 c_fanout=2000 c_ret=10000 c_pairs=20000
 	if [[ $quick == 1 ]]; then
-		c_fanin=2000 c_fanout=400 c_ret=2000
+		c_fanin=2000 c_fanout=400 c_ret=2000 c_pairs=4000
 	fi
 	case "$1" in
 	fanin-q0) echo "-scenario fanin -qos 0 -count $c_fanin" ;;
 	fanin-q1) echo "-scenario fanin -qos 1 -count $c_fanin" ;;
 	fanout-q0) echo "-scenario fanout -qos 0 -count $c_fanout" ;;
 	fanout-q1) echo "-scenario fanout -qos 1 -count $c_fanout" ;;
+	# A QoS 0 burst without the end-to-end throttle: 10 publisher/subscriber
+	# pairs, 20,000 messages each at 60,000 msg/s in all. What is not
+	# delivered shows in the delivered column.
+	pairs-q0) echo "-scenario pairs -qos 0 -pubs 10 -count $c_pairs -rate 60000 -maxlag 0" ;;
 	retained) echo "-scenario retained -qos 1 -count $c_ret" ;;
 	esac
 }
@@ -407,7 +431,9 @@ done
 
 # ---- report ----------------------------------------------------------------
 
-report="$("$tmp/benchreport" "$results")"
+ratios="roost/mosquitto,roost/mochi,mochi/mosquitto"
+[[ $have_base == 1 ]] && ratios+=",roost/roost-base"
+report="$("$tmp/benchreport" -ratios "$ratios" "$results")"
 if [[ -z "$out" ]]; then
 	mkdir -p bench/results
 	out="bench/results/$(date +%F).md"
@@ -423,6 +449,7 @@ dirty=""
 	echo "- machine: $(nproc) CPUs, $(uname -sr), load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 	echo "- roost commit: $commit$dirty; $(go version | cut -d' ' -f3-)"
 	echo "- brokers: ${active[*]}; ${mosquitto_version:-mosquitto not run}; mochi-mqtt v2.7.9 (bench/baremochi)"
+	[[ $have_base == 1 ]] && echo "- roost-base: \`$baseline_bin\` ($("$tmp/roost-base" version 2>/dev/null | head -n 1 || echo "version unknown"))"
 	load="proto $proto, $rounds rounds (median shown), publishing capped at $duration per run"
 	[[ $quick == 1 ]] && load+=", --quick counts"
 	[[ -n "$extra_args" ]] && load+=", extra loadgen flags: $extra_args"

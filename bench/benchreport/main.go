@@ -30,6 +30,7 @@ type run struct {
 	Delivered      int64   `json:"delivered"`
 	Lost           int64   `json:"lost"`
 	DeliveredRatio float64 `json:"delivered_ratio"`
+	Reordered      int64   `json:"reordered"`
 	MsgsPerSec     float64 `json:"msgs_per_sec"`
 	Latency        struct {
 		P50 float64 `json:"p50_ms"`
@@ -59,7 +60,8 @@ type row struct {
 	runs, failed           int
 	msgs, p50, p99, cpu    float64 // medians over runs without error (cpu: NaN if not measured)
 	minDelivered           float64
-	lost                   int64
+	worstDelivered         [2]int64 // delivered, expected of the worst run
+	lost, reordered        int64
 	wildcardMin, expectMax int64
 	errors                 []string
 }
@@ -129,8 +131,10 @@ func aggregate(runs []run) []row {
 			}
 			if r.Expected > 0 && (math.IsNaN(rw.minDelivered) || r.DeliveredRatio < rw.minDelivered) {
 				rw.minDelivered = r.DeliveredRatio
+				rw.worstDelivered = [2]int64{r.Delivered, r.Expected}
 			}
 			rw.lost += r.Lost
+			rw.reordered += r.Reordered
 			if r.RetainedExpected > 0 {
 				rw.expectMax = max(rw.expectMax, r.RetainedExpected)
 				if rw.wildcardMin < 0 || r.RetainedWildcard < rw.wildcardMin {
@@ -180,6 +184,9 @@ func notes(r row) string {
 	if r.lost > 0 {
 		n = append(n, fmt.Sprintf("LOST %d over all runs", r.lost))
 	}
+	if r.reordered > 0 {
+		n = append(n, fmt.Sprintf("OUT OF ORDER %d over all runs", r.reordered))
+	}
 	if r.wildcardMin >= 0 && r.wildcardMin < r.expectMax {
 		n = append(n, fmt.Sprintf("bench/retained/# subscriber got only %d of %d", r.wildcardMin, r.expectMax))
 	}
@@ -204,7 +211,7 @@ func writeReport(w io.Writer, rows []row, ratios [][2]string) {
 	for _, r := range rows {
 		deliv := "–"
 		if !math.IsNaN(r.minDelivered) {
-			deliv = fmt.Sprintf("%.2f%%", 100*r.minDelivered)
+			deliv = fmt.Sprintf("%.2f%% (%d/%d)", 100*r.minDelivered, r.worstDelivered[0], r.worstDelivered[1])
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %d/%d | %s |\n",
 			r.workload(), r.label, fmtRate(r.msgs), fmtMS(r.p50), fmtMS(r.p99), fmtUs(r.cpu), deliv, r.runs-r.failed, r.runs, notes(r))

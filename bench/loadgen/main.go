@@ -67,6 +67,8 @@ func scenarioDefaults(scenario string) (defaults, bool) {
 		return defaults{pubs: 1, subs: 50, count: 2000}, true
 	case "retained":
 		return defaults{pubs: 8, subs: 0, count: 10000}, true
+	case "pairs":
+		return defaults{pubs: 10, subs: 10, count: 20000}, true
 	}
 	return defaults{}, false
 }
@@ -82,13 +84,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.username, "username", "", "MQTT username (empty: none)")
 	fs.StringVar(&c.password, "password", "", "MQTT password (empty: none)")
 	fs.StringVar(&c.label, "label", "", "broker label copied into the result (e.g. mosquitto, roost)")
-	fs.StringVar(&c.scenario, "scenario", "fanin", "fanin | fanout | retained")
+	fs.StringVar(&c.scenario, "scenario", "fanin", "fanin | fanout | pairs | retained")
 	fs.IntVar(&c.proto, "proto", 5, "MQTT protocol version: 5 (paho.golang) or 4 = 3.1.1 (paho.mqtt.golang)")
 	fs.IntVar(&qos, "qos", 1, "QoS of publishes and subscriptions: 0 or 1")
 	fs.IntVar(&c.size, "size", 64, fmt.Sprintf("payload bytes (at least %d, the timestamp header)", headerSize))
-	fs.IntVar(&c.pubs, "pubs", 0, "publishers (0: fanin 8, fanout 1, retained 8)")
-	fs.IntVar(&c.subs, "subs", 0, "subscribers (0: fanin 1, fanout 50)")
-	fs.IntVar(&c.count, "count", 0, "messages per publisher for fanin/fanout, retained topics in total for retained (0: fanin 10000, fanout 2000, retained 10000)")
+	fs.IntVar(&c.pubs, "pubs", 0, "publishers (0: fanin 8, fanout 1, pairs 10, retained 8)")
+	fs.IntVar(&c.subs, "subs", 0, "subscribers (0: fanin 1, fanout 50; pairs: one per publisher, whatever this says)")
+	fs.IntVar(&c.count, "count", 0, "messages per publisher for fanin/fanout/pairs, retained topics in total for retained (0: fanin 10000, fanout 2000, pairs 20000, retained 10000)")
 	fs.DurationVar(&c.duration, "duration", 10*time.Second, "publishing stops after this long even if -count is not reached")
 	fs.IntVar(&c.window, "window", 64, "per publisher: messages published and not yet acknowledged (QoS 1 PUBACK window)")
 	fs.IntVar(&c.maxLag, "maxlag", -1, "end-to-end throttle: deliveries published but not yet received, all publishers together (-1: auto = window*pubs*subs for QoS 0, off for QoS 1; 0: off)")
@@ -111,7 +113,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	d, ok := scenarioDefaults(c.scenario)
 	if !ok {
-		return c, fmt.Errorf("unknown -scenario %q (want fanin, fanout or retained)", c.scenario)
+		return c, fmt.Errorf("unknown -scenario %q (want fanin, fanout, pairs or retained)", c.scenario)
 	}
 	if c.pubs == 0 {
 		c.pubs = d.pubs
@@ -121,6 +123,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.count == 0 {
 		c.count = d.count
+	}
+	if c.scenario == "pairs" {
+		c.subs = c.pubs
 	}
 	switch {
 	case qos != 0 && qos != 1:
@@ -202,6 +207,7 @@ type result struct {
 	Foreign        int64   `json:"foreign"` // messages not from this run (old retained, other tools)
 	Lost           int64   `json:"lost"`
 	DeliveredRatio float64 `json:"delivered_ratio"`
+	Reordered      int64   `json:"reordered"` // QoS 0: arrived after a later message of the same publisher
 	GateStalls     int64   `json:"gate_stalls"`
 	WrittenOff     int64   `json:"written_off"`
 
@@ -256,6 +262,9 @@ func humanSummary(w io.Writer, r result) {
 		if r.QoS == 1 {
 			fmt.Fprintf(w, "  PUBACK latency p50 %.2fms p99 %.2fms\n", r.AckLatency.P50, r.AckLatency.P99)
 		}
+		if r.Reordered > 0 {
+			fmt.Fprintf(w, "  OUT OF ORDER: %d messages arrived after a later one of their publisher\n", r.Reordered)
+		}
 		if r.MaxLag > 0 {
 			fmt.Fprintf(w, "  throttle: at most %d deliveries outstanding; stalls %d (written off %d)\n", r.MaxLag, r.GateStalls, r.WrittenOff)
 		}
@@ -287,6 +296,8 @@ func run(ctx context.Context, cfg config, log *slog.Logger) (result, error) {
 		return runFanin(ctx, env)
 	case "fanout":
 		return runFanout(ctx, env)
+	case "pairs":
+		return runPairs(ctx, env)
 	default:
 		return runRetained(ctx, env)
 	}

@@ -99,7 +99,9 @@ type recorder struct {
 	unique    int64
 	dups      int64
 	foreign   int64 // messages of other runs or not ours
+	reordered int64 // arrived after a later message of the same publisher
 	seen      map[uint32]*bitset
+	last      map[uint32]uint32 // highest sequence number seen, per publisher
 	lat       *sampler
 	firstRecv time.Duration
 	lastRecv  time.Duration
@@ -112,6 +114,7 @@ func newRecorder(start time.Time, runID uint64, progress *atomic.Int64, maxSampl
 		runID:    runID,
 		progress: progress,
 		seen:     make(map[uint32]*bitset),
+		last:     make(map[uint32]uint32),
 		lat:      newSampler(maxSamples, seed),
 	}
 	if trackTopics {
@@ -140,6 +143,11 @@ func (r *recorder) observe(topic string, payload []byte) {
 		return
 	}
 	r.unique++
+	if last, ok := r.last[st.pub]; ok && st.seq < last {
+		r.reordered++
+	} else {
+		r.last[st.pub] = st.seq
+	}
 	if r.firstRecv == 0 {
 		r.firstRecv = now
 	}
@@ -154,6 +162,7 @@ func (r *recorder) observe(topic string, payload []byte) {
 // snapshot is a consistent copy of a recorder's counters.
 type snapshot struct {
 	received, unique, dups, foreign int64
+	reordered                       int64
 	firstRecv, lastRecv             time.Duration
 	lat                             []int64
 	topics                          int
@@ -167,6 +176,7 @@ func (r *recorder) snapshot() snapshot {
 		unique:    r.unique,
 		dups:      r.dups,
 		foreign:   r.foreign,
+		reordered: r.reordered,
 		firstRecv: r.firstRecv,
 		lastRecv:  r.lastRecv,
 		lat:       slices.Clone(r.lat.vals),

@@ -78,6 +78,17 @@ type Metrics struct {
 	MessagesReceived int64 `json:"messages_received"`
 	MessagesSent     int64 `json:"messages_sent"`
 	RetainedCount    int64 `json:"retained_count"`
+	// Messages not delivered because a client's queue was full, in all
+	// and by the QoS they would have been delivered with.
+	MessagesDropped     int64 `json:"messages_dropped"`
+	MessagesDroppedQoS0 int64 `json:"messages_dropped_qos0"`
+	MessagesDroppedQoS1 int64 `json:"messages_dropped_qos1"`
+	MessagesDroppedQoS2 int64 `json:"messages_dropped_qos2"`
+	// QoS 1/2 messages not queued for a session that held its maximum of
+	// them (or had no packet id left).
+	InflightDropped int64 `json:"inflight_dropped"`
+	// Memory held by the clients' write queues (a gauge).
+	QueuedBytes int64 `json:"queued_bytes"`
 }
 
 // Digest identifies the replicated data exactly: GET /api/v1/data/digest.

@@ -33,6 +33,12 @@ const (
 	UserIDBoth = "both"
 )
 
+// The default and the largest Options.MaxQueuedBytes.
+const (
+	DefaultMaxQueuedBytes = 4 << 20
+	MaxQueuedBytesLimit   = 1 << 30
+)
+
 // Options configure a Broker. Zero values take the documented defaults.
 type Options struct {
 	Store *store.Store // required; must stay open until Close returns
@@ -56,10 +62,15 @@ type Options struct {
 	// "deny".
 	AuthzNoMatch string
 
-	// MaxPendingWrites bounds each client's outbound queue (packets);
-	// beyond it messages to the client are dropped. Default 1024 (mochi's
-	// own default, 8192, costs too much memory per connection).
+	// MaxPendingWrites bounds mochi's outbound channel of each client
+	// (packets), in front of its write queue. Default 1024 (mochi's own
+	// default, 8192, costs too much memory per connection).
 	MaxPendingWrites int
+	// MaxQueuedBytes bounds the memory of each client's write queue
+	// (write_queue.go): what is written to the client and not yet taken by
+	// the socket. Once it and the outbound channel are full, messages to
+	// the client are dropped. Default 4 MiB.
+	MaxQueuedBytes int
 	// ReceiveMaximum is the number of QoS 1/2 publishes a client may have
 	// unacknowledged towards the broker (CONNACK Receive Maximum).
 	// Default 1024.
@@ -116,6 +127,7 @@ func (o *Options) setDefaults() error {
 		}
 	}
 	def(&o.MaxPendingWrites, 1024)
+	def(&o.MaxQueuedBytes, DefaultMaxQueuedBytes)
 	def(&o.ReceiveMaximum, 1024)
 	def(&o.MaxInflight, 8192)
 	def(&o.MaxPacketSize, 1<<20)
@@ -144,6 +156,8 @@ func (o *Options) setDefaults() error {
 	switch {
 	case o.MaxPendingWrites < 0 || o.MaxPendingWrites > math.MaxInt32:
 		return fmt.Errorf("broker: max pending writes %d out of range", o.MaxPendingWrites)
+	case o.MaxQueuedBytes < 0 || o.MaxQueuedBytes > MaxQueuedBytesLimit:
+		return fmt.Errorf("broker: max queued bytes %d out of range 1..%d", o.MaxQueuedBytes, MaxQueuedBytesLimit)
 	case o.ReceiveMaximum < 0 || o.ReceiveMaximum > math.MaxUint16:
 		return fmt.Errorf("broker: receive maximum %d out of range 1..65535", o.ReceiveMaximum)
 	case o.MaxInflight < 0 || o.MaxInflight > math.MaxUint16:
@@ -194,15 +208,19 @@ type Broker struct {
 
 	// Clustering (cluster_hook.go, takeover.go) and retained delivery
 	// on subscribe (retained_deliver.go).
-	cluster    atomic.Pointer[ClusterHooks]
-	routes     *localRoutes
-	routing    *routingHook
-	order      *queueOrder // order of queued messages (queue_order.go)
-	remotePool sync.Pool   // inline clients of DeliverRemote
-	running    atomic.Bool // between Start and Close: clients are served
-	bgMu       sync.Mutex  // guards bgClosed and bgWG.Add
-	bgClosed   bool
-	bgWG       sync.WaitGroup // background deliveries
+	cluster atomic.Pointer[ClusterHooks]
+	routes  *localRoutes
+	routing *routingHook
+	order   *queueOrder     // order of queued messages (queue_order.go)
+	queues  *writeQueues    // clients' write queues (write_queue.go)
+	dropped [3]atomic.Int64 // messages dropped for full queues, by QoS (drops.go)
+	// dropLogEvery spaces the log lines about one client's drops.
+	dropLogEvery time.Duration
+	remotePool   sync.Pool   // inline clients of DeliverRemote
+	running      atomic.Bool // between Start and Close: clients are served
+	bgMu         sync.Mutex  // guards bgClosed and bgWG.Add
+	bgClosed     bool
+	bgWG         sync.WaitGroup // background deliveries
 
 	ctx    context.Context // ends at Close
 	cancel context.CancelFunc
@@ -226,12 +244,13 @@ func New(opts Options) (*Broker, error) {
 	// Each part of the broker logs with one component key, derived from
 	// the caller's logger (not from log, which already has one).
 	log := opts.Logger.With("component", "broker")
-	b := &Broker{opts: opts, log: log, st: opts.Store}
+	b := &Broker{opts: opts, log: log, st: opts.Store, queues: newWriteQueues(opts.MaxQueuedBytes),
+		dropLogEvery: dropLogEvery}
 	b.idType = newUserIDType(opts.AuthnUserIDType, log.With("component", "authn"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	for _, lo := range opts.Listeners {
-		l, err := newListener(lo, opts.ConnectTimeout)
+		l, err := newListener(lo, opts.ConnectTimeout, b.queues)
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
@@ -325,6 +344,15 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		&b.qos, // first: counts every packet mochi counts, before any hook refuses one
 		b.banned,
 		&authnHook{server: b.server, users: b.users, enable: b.opts.AuthnEnable, idType: b.idType},
+	}
+	// Before authz: it waits before mochi queues a message to a client,
+	// and leaves the decision to authz.
+	if probe, err := newOutboundProbe(); err != nil {
+		b.log.Error("publishers are not paced to slow client writers; bursts may be dropped", "err", err)
+	} else {
+		hooks = append(hooks, &paceHook{b: b, probe: probe})
+	}
+	hooks = append(hooks,
 		&authzHook{acl: b.acl},
 		b.retained,
 		// Before routing, which delivers the messages of a session moved
@@ -336,7 +364,8 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		// subscriptions as failed), before sessions (which persists the
 		// subscriptions as routing restores them in OnSubscribed).
 		b.routing,
-	}
+		&dropHook{b: b},
+	)
 	if b.sessions != nil {
 		hooks = append(hooks, b.sessions)
 	}
@@ -443,7 +472,8 @@ func (b *Broker) Close() error {
 		return nil
 	}
 	b.running.Store(false)
-	_ = b.server.Close() // listeners, clients (their hooks run before it returns)
+	_ = b.server.Close()     // listeners, clients (their hooks run before it returns)
+	b.queues.flushers.Wait() // the last bytes to clients, at most closeFlushWait
 	b.retained.stop(10 * time.Second)
 	b.cancel()
 	b.wg.Wait()

@@ -144,6 +144,23 @@ type clientConn struct {
 
 	// Set by TakeoverLocal before it disconnects the client.
 	handover atomic.Pointer[handover]
+
+	// What is written to the client (write_queue.go).
+	wq         writeQueue
+	direct     *directWriter // nil: TLS, WebSocket
+	readClosed atomic.Bool
+	closeOnce  sync.Once
+
+	// Messages dropped for the client, not logged yet (drops.go), and
+	// the writer paceHook gave up waiting for: wq.taken+1 then (pace.go).
+	drops     dropLog
+	paceStuck atomic.Uint64
+}
+
+func newClientConn(conn net.Conn, qs *writeQueues) *clientConn {
+	c := &clientConn{Conn: conn, done: make(chan struct{}), direct: newDirectWriter(conn)}
+	c.wq.init(qs)
+	return c
 }
 
 // connState returns the Roost state of a client, or nil for a client
@@ -160,6 +177,7 @@ type listener struct {
 	opts           ListenerOptions
 	tlsConf        *tls.Config
 	connectTimeout time.Duration
+	queues         *writeQueues
 	log            *slog.Logger
 
 	ln     net.Listener
@@ -179,11 +197,11 @@ type listener struct {
 
 var _ listeners.Listener = (*listener)(nil)
 
-func newListener(o ListenerOptions, connectTimeout time.Duration) (*listener, error) {
+func newListener(o ListenerOptions, connectTimeout time.Duration, queues *writeQueues) (*listener, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	l := &listener{opts: o, connectTimeout: connectTimeout, conns: map[*clientConn]struct{}{}}
+	l := &listener{opts: o, connectTimeout: connectTimeout, queues: queues, conns: map[*clientConn]struct{}{}}
 	if o.tls() {
 		conf, err := o.tlsConfig()
 		if err != nil {
@@ -262,8 +280,12 @@ func (l *listener) establish(establish listeners.EstablishFn, conn net.Conn) {
 	// stays silent must not hold a goroutine forever. After CONNECT mochi
 	// replaces the deadline with the keepalive one.
 	_ = conn.SetDeadline(time.Now().Add(l.connectTimeout))
-	cc := &clientConn{Conn: conn, done: make(chan struct{})}
+	cc := newClientConn(conn, l.queues)
 	defer close(cc.done)
+	// mochi closes the connection when it is done with the client; this
+	// covers every other way out. The socket closes once what is queued
+	// for the client is written (write_queue.go).
+	defer cc.Close()
 	l.connsMu.Lock()
 	if l.closed.Load() {
 		l.connsMu.Unlock()
@@ -296,7 +318,7 @@ func (l *listener) serveWS(establish listeners.EstablishFn) {
 		if err != nil {
 			return // Upgrade already answered with an HTTP error
 		}
-		defer ws.Close()
+		// establish closes it, once what is queued for the client is written.
 		l.establish(establish, &wsConn{Conn: ws.UnderlyingConn(), ws: ws})
 	})
 	l.http.Handler = handler
@@ -395,3 +417,8 @@ func (c *wsConn) SetWriteDeadline(t time.Time) error {
 	return c.ws.SetWriteDeadline(t)
 }
 func (c *wsConn) Close() error { return c.ws.Close() }
+
+// cutWrites sets the socket's write deadline, for the write in progress:
+// gorilla sets its own deadline on the socket as each write starts, and
+// SetWriteDeadline would wait for the write in progress to end.
+func (c *wsConn) cutWrites(t time.Time) { _ = c.Conn.SetWriteDeadline(t) }

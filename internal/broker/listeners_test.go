@@ -167,7 +167,7 @@ func TestTLSListener(t *testing.T) {
 func TestTLSListenerBadFiles(t *testing.T) {
 	t.Parallel()
 	_, err := newListener(ListenerOptions{Name: "ssl", Type: ListenerSSL, Bind: "127.0.0.1:0",
-		CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}, time.Second)
+		CertFile: "/nonexistent.pem", KeyFile: "/nonexistent.key"}, time.Second, newWriteQueues(DefaultMaxQueuedBytes))
 	if err == nil {
 		t.Fatal("want an error for missing certificate files")
 	}

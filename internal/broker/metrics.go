@@ -25,9 +25,12 @@ type Metrics struct {
 	BytesReceived    int64 `json:"bytes_received"`
 	BytesSent        int64 `json:"bytes_sent"`
 
+	QueuedBytes int64 `json:"queued_bytes"` // gauge: memory of the clients' write queues (write_queue.go)
+
 	// The messages above by QoS (index 0, 1, 2): received and sent by
-	// the PUBLISH packet's own QoS; dropped by the QoS it was published
-	// with (mochi reports the drop with the publisher's packet).
+	// the PUBLISH packet's own QoS; dropped by the QoS they would have
+	// been delivered with (drops.go), by mochi's outbound channel or by a
+	// client's write queue; they add up to MessagesDropped.
 	ReceivedByQoS QoSCounts `json:"messages_received_by_qos"`
 	SentByQoS     QoSCounts `json:"messages_sent_by_qos"`
 	DroppedByQoS  QoSCounts `json:"messages_dropped_by_qos"`
@@ -54,28 +57,30 @@ func (b *Broker) Metrics() Metrics {
 		PacketsSent:      atomic.LoadInt64(&info.PacketsSent),
 		BytesReceived:    atomic.LoadInt64(&info.BytesReceived),
 		BytesSent:        atomic.LoadInt64(&info.BytesSent),
+		QueuedBytes:      b.queues.held.Load(),
 	}
 	for q := range 3 {
 		m.ReceivedByQoS[q] = b.qos.received[q].Load()
 		m.SentByQoS[q] = b.qos.sent[q].Load()
-		m.DroppedByQoS[q] = b.qos.dropped[q].Load()
+		m.DroppedByQoS[q] = b.dropped[q].Load()
 	}
 	return m
 }
 
 // qosHook counts PUBLISH packets by QoS as mochi counts them in total:
-// read from a client connection, written to one, dropped because a
-// client's queue was full. Messages from other nodes (InjectPacket) are
+// read from a client connection, written to one (less what a client's
+// write queue then drops, drops.go). Drops are counted by dropHook.
+// Messages from other nodes (InjectPacket) are
 // not read from a connection, so not counted as received.
 type qosHook struct {
 	mqtt.HookBase
-	received, sent, dropped [3]atomic.Int64
+	received, sent [3]atomic.Int64
 }
 
 func (h *qosHook) ID() string { return "roost-qos-counts" }
 
 func (h *qosHook) Provides(b byte) bool {
-	return b == mqtt.OnPacketRead || b == mqtt.OnPacketSent || b == mqtt.OnPublishDropped
+	return b == mqtt.OnPacketRead || b == mqtt.OnPacketSent
 }
 
 func (h *qosHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
@@ -88,11 +93,5 @@ func (h *qosHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Pack
 func (h *qosHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, b []byte) {
 	if q := pk.FixedHeader.Qos; pk.FixedHeader.Type == packets.Publish && q < 3 {
 		h.sent[q].Add(1)
-	}
-}
-
-func (h *qosHook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
-	if q := pk.FixedHeader.Qos; q < 3 {
-		h.dropped[q].Add(1)
 	}
 }

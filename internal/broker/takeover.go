@@ -75,7 +75,7 @@ func (b *Broker) TakeoverLocal(clientID string, cleanStart bool) (*Session, bool
 			b.log.Info("session taken over by another node", "client", clientID)
 			// A client that does not read must not hold this up (a
 			// write in progress is bound by the new deadline too).
-			_ = cl.Net.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			st.cutWrites(time.Second)
 			if cl.Properties.ProtocolVersion >= 5 {
 				_ = b.server.DisconnectClient(cl, packets.ErrSessionTakenOver)
 			} else {
@@ -278,8 +278,13 @@ func minimum(a, b int64) int64 {
 // sendToClient writes a PUBLISH to a connected client directly (not
 // through its outbound queue, which drops when full), tracking QoS 1/2
 // messages as in flight like mochi does. It returns false once the
-// client is gone.
+// client is gone. It waits for room in the client's write queue before
+// it takes the client's lock (WritePacket), which mochi's publishers
+// need too.
 func (b *Broker) sendToClient(cl *mqtt.Client, out packets.Packet) bool {
+	if st := connState(cl); st != nil && !st.wq.waitRoom(len(out.TopicName)+len(out.Payload)+64) {
+		return false
+	}
 	if out.FixedHeader.Qos > 0 {
 		id, err := cl.NextPacketID()
 		if err != nil {

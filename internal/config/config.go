@@ -143,7 +143,8 @@ type AuthzConfig struct {
 }
 
 type MQTTConfig struct {
-	MaxPendingWrites    int      `toml:"max_pending_writes"`    // per-connection outbound queue (default 1024)
+	MaxPendingWrites    int      `toml:"max_pending_writes"`    // per-connection outbound channel, packets (default 1024)
+	MaxQueuedBytes      int      `toml:"max_queued_bytes"`      // per-connection write queue, bytes (default 4 MiB)
 	MaxInflight         int      `toml:"max_inflight"`          // receive maximum (default 1024)
 	MaxSessionExpiry    Duration `toml:"max_session_expiry"`    // cap on MQTT 5 session expiry (default 2h)
 	SessionExpiryV3     Duration `toml:"session_expiry_v3"`     // for clean_session=false 3.1.1 clients (default 2h)

@@ -39,6 +39,7 @@ func Default() Config {
 		Authz: AuthzConfig{NoMatch: "allow"},
 		MQTT: MQTTConfig{
 			MaxPendingWrites:    1024,
+			MaxQueuedBytes:      4 << 20,
 			MaxInflight:         1024,
 			MaxSessionExpiry:    Duration(2 * time.Hour),
 			SessionExpiryV3:     Duration(2 * time.Hour),

@@ -25,6 +25,9 @@ var (
 // 268435455-byte remaining length.
 const MaxPacketSizeLimit = 268435460
 
+// MaxQueuedBytesLimit bounds mqtt.max_queued_bytes: 1 GiB per connection.
+const MaxQueuedBytesLimit = 1 << 30
+
 var (
 	nodeNameRe     = regexp.MustCompile(`^[A-Za-z0-9_.@:-]+$`)
 	listenerNameRe = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -94,6 +97,7 @@ func (c *Config) Validate() error {
 	v.enum("log.level", c.Log.Level, LogLevels)
 
 	v.intRange("mqtt.max_pending_writes", c.MQTT.MaxPendingWrites, 1, 1<<20)
+	v.intRange("mqtt.max_queued_bytes", c.MQTT.MaxQueuedBytes, 1, MaxQueuedBytesLimit)
 	v.intRange("mqtt.max_inflight", c.MQTT.MaxInflight, 1, 65535) // MQTT receive maximum is 16 bits
 	v.intRange("mqtt.max_packet_size", c.MQTT.MaxPacketSize, 1, MaxPacketSizeLimit)
 	v.durationRange("mqtt.max_session_expiry", c.MQTT.MaxSessionExpiry, time.Second, 0xFFFFFFFF*time.Second)

@@ -232,6 +232,10 @@ func (c *cli) metricsCmd() *cobra.Command {
 				row(tw, "subscriptions:", fmt.Sprint(m.Subscriptions))
 				row(tw, "messages received:", fmt.Sprint(m.MessagesReceived))
 				row(tw, "messages sent:", fmt.Sprint(m.MessagesSent))
+				row(tw, "messages dropped:", fmt.Sprintf("%d (QoS 0: %d, QoS 1: %d, QoS 2: %d)", m.MessagesDropped,
+					m.MessagesDroppedQoS0, m.MessagesDroppedQoS1, m.MessagesDroppedQoS2))
+				row(tw, "inflight dropped:", fmt.Sprint(m.InflightDropped))
+				row(tw, "queued bytes:", fmt.Sprint(m.QueuedBytes))
 				row(tw, "retained messages:", fmt.Sprint(m.RetainedCount))
 			})
 		}),

@@ -114,6 +114,13 @@ type Metrics struct {
 	MessagesReceived int64 `json:"messages_received"`
 	MessagesSent     int64 `json:"messages_sent"`
 	RetainedCount    int64 `json:"retained_count"`
+	// Not delivered because a client's queue was full.
+	MessagesDropped     int64 `json:"messages_dropped"`
+	MessagesDroppedQoS0 int64 `json:"messages_dropped_qos0"`
+	MessagesDroppedQoS1 int64 `json:"messages_dropped_qos1"`
+	MessagesDroppedQoS2 int64 `json:"messages_dropped_qos2"`
+	InflightDropped     int64 `json:"inflight_dropped"`
+	QueuedBytes         int64 `json:"queued_bytes"`
 }
 
 // TableDigest identifies one table's content.

@@ -83,7 +83,8 @@ var (
 	brokerRetained      = desc("roost_broker_retained_messages", "Retained messages in the replicated store (the same on every node).")
 	brokerReceived      = desc("roost_broker_messages_received_total", "PUBLISH packets received from clients of this node, by their QoS.", "qos")
 	brokerSent          = desc("roost_broker_messages_sent_total", "PUBLISH packets sent to clients of this node, by their QoS (retries included).", "qos")
-	brokerDropped       = desc("roost_broker_messages_dropped_total", "Messages not delivered to a client because its outbound queue was full, by the QoS they were published with.", "qos")
+	brokerDropped       = desc("roost_broker_messages_dropped_total", "Messages not delivered to a client because its outbound channel or its write queue (mqtt.max_queued_bytes) was full, by the QoS they would have been delivered with.", "qos")
+	brokerQueuedBytes   = desc("roost_broker_queued_bytes", "Memory held by the clients' write queues: bytes written to clients and not yet taken by their sockets.")
 	brokerInflightDrop  = desc("roost_broker_inflight_dropped_total", "QoS 1 and 2 messages not sent because a client's inflight quota or packet ids ran out.")
 	brokerPacketsIn     = desc("roost_broker_packets_received_total", "MQTT packets of any type received from clients.")
 	brokerPacketsOut    = desc("roost_broker_packets_sent_total", "MQTT packets of any type sent to clients.")
@@ -95,7 +96,7 @@ type brokerCollector struct{ metrics func() broker.Metrics }
 
 func (c brokerCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{brokerConnections, brokerSessions, brokerSubscriptions, brokerInflight,
-		brokerRetained, brokerReceived, brokerSent, brokerDropped, brokerInflightDrop, brokerPacketsIn,
+		brokerRetained, brokerReceived, brokerSent, brokerDropped, brokerQueuedBytes, brokerInflightDrop, brokerPacketsIn,
 		brokerPacketsOut, brokerBytesIn, brokerBytesOut} {
 		ch <- d
 	}
@@ -108,6 +109,7 @@ func (c brokerCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(ch, brokerSubscriptions, float64(m.Subscriptions))
 	gauge(ch, brokerInflight, float64(m.Inflight))
 	gauge(ch, brokerRetained, float64(m.Retained))
+	gauge(ch, brokerQueuedBytes, float64(m.QueuedBytes))
 	for q := range 3 {
 		qos := strconv.Itoa(q)
 		counter(ch, brokerReceived, float64(m.ReceivedByQoS[q]), qos)

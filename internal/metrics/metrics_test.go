@@ -107,7 +107,7 @@ func TestScrapeMapsEverySource(t *testing.T) {
 	bm := broker.Metrics{Connections: 1, Sessions: 2, Subscriptions: 3, Retained: 4, Inflight: 5,
 		InflightDropped: 6, PacketsReceived: 7, PacketsSent: 8, BytesReceived: 9, BytesSent: 10,
 		ReceivedByQoS: broker.QoSCounts{11, 12, 13}, SentByQoS: broker.QoSCounts{14, 15, 16},
-		DroppedByQoS: broker.QoSCounts{17, 18, 19}}
+		DroppedByQoS: broker.QoSCounts{17, 18, 19}, QueuedBytes: 20}
 	h := Handler(Options{Broker: func() broker.Metrics { return bm }, Store: st, Backups: health,
 		Version: "1.2.3", Commit: "abc"})
 	mfs := scrape(t, h)
@@ -123,6 +123,7 @@ func TestScrapeMapsEverySource(t *testing.T) {
 		{"roost_broker_retained_messages", nil, 4},
 		{"roost_broker_inflight_messages", nil, 5},
 		{"roost_broker_inflight_dropped_total", nil, 6},
+		{"roost_broker_queued_bytes", nil, 20},
 		{"roost_broker_packets_received_total", nil, 7},
 		{"roost_broker_packets_sent_total", nil, 8},
 		{"roost_broker_received_bytes_total", nil, 9},

@@ -215,7 +215,10 @@ func Run(ctx context.Context, loaded *config.Loaded, build BuildInfo, log *slog.
 		Metrics: func() api.Metrics {
 			m := b.Metrics()
 			return api.Metrics{Connections: m.Connections, Subscriptions: m.Subscriptions,
-				MessagesReceived: m.MessagesReceived, MessagesSent: m.MessagesSent, RetainedCount: m.Retained}
+				MessagesReceived: m.MessagesReceived, MessagesSent: m.MessagesSent, RetainedCount: m.Retained,
+				MessagesDropped: m.MessagesDropped, MessagesDroppedQoS0: m.DroppedByQoS[0],
+				MessagesDroppedQoS1: m.DroppedByQoS[1], MessagesDroppedQoS2: m.DroppedByQoS[2],
+				InflightDropped: m.InflightDropped, QueuedBytes: m.QueuedBytes}
 		},
 		HashParams:      authn.HashParams{Algorithm: cfg.Authn.PasswordHash, SaltPosition: cfg.Authn.SaltPosition},
 		DefaultUserKind: b.DefaultUserKind,

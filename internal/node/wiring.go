@@ -23,6 +23,7 @@ func brokerOptions(cfg *config.Config, st *store.Store, dataDir string, p *ports
 		AuthnUserIDType:     cfg.Authn.UserIDType,
 		AuthzNoMatch:        cfg.Authz.NoMatch,
 		MaxPendingWrites:    cfg.MQTT.MaxPendingWrites,
+		MaxQueuedBytes:      cfg.MQTT.MaxQueuedBytes,
 		ReceiveMaximum:      cfg.MQTT.MaxInflight,
 		MaxSessionExpiry:    time.Duration(cfg.MQTT.MaxSessionExpiry),
 		SessionExpiryV3:     time.Duration(cfg.MQTT.SessionExpiryV3),

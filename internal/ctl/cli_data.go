@@ -382,7 +382,9 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 		Use:   "files [--remote]",
 		Short: "List the files in the node's backup dir (exports, uploads), or --remote at backup.target",
 	}
-	cmd.PersistentFlags().BoolVar(&remote, "remote", false, "backup.target instead of the node's backup dir (list, download, delete)")
+	// Not a persistent flag: upload writes only to the backup dir, and
+	// must refuse --remote rather than ignore it.
+	cmd.Flags().BoolVar(&remote, "remote", false, "list backup.target instead of the node's backup dir")
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 		var res struct {
 			Data     []backup.FileInfo `json:"data"`
@@ -453,6 +455,8 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 			return out.done("deleted %s", args[0])
 		}),
 	}
+	download.Flags().BoolVar(&remote, "remote", false, "from backup.target instead of the node's backup dir")
+	del.Flags().BoolVar(&remote, "remote", false, "at backup.target instead of the node's backup dir")
 	cmd.AddCommand(upload, download, del)
 	return cmd
 }

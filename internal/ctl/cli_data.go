@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -684,7 +685,10 @@ func (c *Client) downloadFrom(ctx context.Context, path, dst string, pv *progres
 
 // progressView shows progress on stderr: one rewritten line on a
 // terminal, a plain line every few seconds (and per phase) otherwise.
+// An upload's bytes are counted on the goroutine that sends the body,
+// which may still run when the answer has come: mu orders the two.
 type progressView struct {
+	mu    sync.Mutex
 	w     io.Writer
 	tty   bool
 	label string
@@ -707,6 +711,8 @@ func (v *progressView) update(p backup.Progress) {
 	if v == nil {
 		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	now := time.Now()
 	newPhase := p.Phase != v.phase
 	interval := 3 * time.Second
@@ -744,6 +750,8 @@ func (v *progressView) bytes(done, total int64) {
 	if v == nil {
 		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	now := time.Now()
 	interval := 3 * time.Second
 	if v.tty {
@@ -771,7 +779,12 @@ func (v *progressView) print(line string) {
 
 // finish ends the progress line on a terminal.
 func (v *progressView) finish() {
-	if v != nil && v.tty && v.shown {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tty && v.shown {
 		fmt.Fprint(v.w, "\r\033[K")
 		v.shown = false
 	}

@@ -166,6 +166,19 @@ func isScheduledName(name string) bool {
 }
 
 func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bool) string {
+	name := namePrefix + nameNode(node) + "-" + at.UTC().Format(timeLayout)
+	if scheduled {
+		name += autoSuffix
+	}
+	if encrypted {
+		return name + agedExt
+	}
+	return name + plainExt
+}
+
+// nameNode is the node's name as default backup names hold it: ASCII
+// letters, digits, '-', '_' and '.', others as '_', at most maxNameNode.
+func nameNode(node string) string {
 	var safe strings.Builder
 	for _, r := range node {
 		if r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
@@ -178,14 +191,7 @@ func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bo
 	if len(n) > maxNameNode {
 		n = n[:maxNameNode]
 	}
-	name := namePrefix + n + "-" + at.UTC().Format(timeLayout)
-	if scheduled {
-		name += autoSuffix
-	}
-	if encrypted {
-		return name + agedExt
-	}
-	return name + plainExt
+	return n
 }
 
 func checkBackupName(name string) error {

@@ -13,7 +13,6 @@ func newConfigCmd(load func() (*config.Loaded, error)) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show the configuration in effect (roost config show)",
-		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	var defaults bool
@@ -23,10 +22,9 @@ func newConfigCmd(load func() (*config.Loaded, error)) *cobra.Command {
 		Long: `Print every config key as TOML, one dotted key per line, with where its
 value came from as a comment: the config file and line, the ROOST_* variable,
 or "default". The config file and data dir are found as "roost start" finds
-them (see "roost paths"). node.cookie and dashboard.default_password are
-never printed. With --defaults, print the built-in defaults (no config file,
-no environment).`,
-		Args: cobra.NoArgs,
+them (see "roost paths"). node.cookie, dashboard.default_password and
+backup.s3.secret_access_key are never printed. With --defaults, print the
+built-in defaults (no config file, no environment).`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
 			if defaults {

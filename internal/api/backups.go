@@ -67,7 +67,7 @@ func (s *Server) RegisterBackups(m *nodebackup.Manager, health *backup.Health) {
 		st := newStreamer(w, r)
 		in.Progress = st.progress()
 		res, err := m.Create(r.Context(), in)
-		return respond(s, w, r, st, http.StatusCreated, res, err)
+		return s.respond(w, r, st, http.StatusCreated, res, err)
 	}))
 	s.Handle("GET /api/v1/backups", admin(func(w http.ResponseWriter, r *http.Request) error {
 		remote, err := remoteParam(r)

@@ -94,6 +94,9 @@ func (s *Server) putConfigOverride(w http.ResponseWriter, r *http.Request) error
 		return fieldError("value", "required")
 	}
 	if _, err := config.ParseOverride(key, in.Value); err != nil {
+		if _, followed := config.RuntimeOverrides[key]; !followed {
+			return badRequest("%v", err) // the key of the path, not the value, is wrong
+		}
 		return fieldError("value", "%v", err)
 	}
 	o := store.ConfigOverride{V: store.RecordVersion, Key: key, Value: in.Value, UpdatedAt: time.Now().UTC()}

@@ -128,13 +128,9 @@ func invalidFile(ve *backup.ValidationError) *InvalidFileError {
 		Problems: ve.Report.Problems, Report: ve.Report}
 }
 
-func (h *dataHandlers) respond(w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
-	return respond(h.s, w, r, st, status, result, err)
-}
-
 // respond writes a long operation's outcome: result, or its error; on
 // the stream st when the request asked for one.
-func respond(s *Server, w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
+func (s *Server) respond(w http.ResponseWriter, r *http.Request, st *streamer, status int, result any, err error) error {
 	var ve *backup.ValidationError
 	if st == nil {
 		if errors.As(err, &ve) {
@@ -249,7 +245,7 @@ func (h *dataHandlers) export(w http.ResponseWriter, r *http.Request) error {
 	st := newStreamer(w, r)
 	req.Progress = st.progress()
 	res, err := h.d.Export(r.Context(), req)
-	return h.respond(w, r, st, http.StatusCreated, res, err)
+	return h.s.respond(w, r, st, http.StatusCreated, res, err)
 }
 
 func (h *dataHandlers) list(w http.ResponseWriter, r *http.Request) error {
@@ -358,7 +354,7 @@ func (h *dataHandlers) upload(w http.ResponseWriter, r *http.Request) error {
 		return badRequest("a file name is required: a \"name\" field, the file part's file name, or ?name=")
 	}
 	res, err := h.d.Upload(r.Context(), name, body, opts)
-	return h.respond(w, r, nil, http.StatusCreated, res, err)
+	return h.s.respond(w, r, nil, http.StatusCreated, res, err)
 }
 
 // receive reads a multipart import: the "options" part (JSON, decoded
@@ -468,7 +464,7 @@ func (h *dataHandlers) importData(w http.ResponseWriter, r *http.Request) error 
 	rep, err := h.d.Import(r.Context(), req)
 	// Before the answer, which may be the caller's cue to look.
 	h.removeReceived(&received)
-	return h.respond(w, r, st, http.StatusOK, rep, err)
+	return h.s.respond(w, r, st, http.StatusOK, rep, err)
 }
 
 // removeReceived removes a received import file, once.

@@ -29,12 +29,22 @@ func newDataEnv(t *testing.T) *testEnv {
 // upload posts content as a multipart file named name.
 func upload(t *testing.T, base, name, query string, content []byte) resp {
 	t.Helper()
+	return postMultipart(t, base+"/api/v1/data/files"+query, "", name, content)
+}
+
+// postMultipart posts to url a multipart body: the "options" field (if
+// not ""), then content as the "file" part named name.
+func postMultipart(t *testing.T, url, options, name string, content []byte) resp {
+	t.Helper()
 	var body bytes.Buffer
 	mw := multipart.NewWriter(&body)
+	if options != "" {
+		mw.WriteField("options", options)
+	}
 	fw, _ := mw.CreateFormFile("file", name)
 	fw.Write(content)
 	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/data/files"+query, &body)
+	req, _ := http.NewRequest("POST", url, &body)
 	req.Header.Set("Content-Type", mw.FormDataContentType())
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -187,24 +197,12 @@ func TestDataViewer(t *testing.T) {
 // importWithFile posts a multipart import: the options, then the file.
 func importWithFile(t *testing.T, base string, opts any, name string, content []byte) resp {
 	t.Helper()
-	var body bytes.Buffer
-	mw := multipart.NewWriter(&body)
+	options := ""
 	if opts != nil {
 		j, _ := json.Marshal(opts)
-		mw.WriteField("options", string(j))
+		options = string(j)
 	}
-	fw, _ := mw.CreateFormFile("file", name)
-	fw.Write(content)
-	mw.Close()
-	req, _ := http.NewRequest("POST", base+"/api/v1/data/import", &body)
-	req.Header.Set("Content-Type", mw.FormDataContentType())
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	return postMultipart(t, base+"/api/v1/data/import", options, name, content)
 }
 
 // TestDataImportWithFile: an import that carries its file (multipart)

@@ -66,18 +66,18 @@
 //	GET|PUT|DELETE /api/v1/api_keys/{name}    PUT {desc?, enabled?, expires_at? ("never")}
 //	GET    /api/v1/config/overrides           cluster config overrides (config.go)
 //	GET|PUT|DELETE /api/v1/config/overrides/{key}  PUT {value}: keys the nodes follow only
-//	POST   /api/v1/data/export                {filename?, tables?, include?} → file in the backup dir (data.go)
-//	GET    /api/v1/data/files                 files of the backup dir
-//	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only)
+//	POST   /api/v1/data/export                {filename?, tables?, include?, to?} → file at backup.target (data.go)
+//	GET    /api/v1/data/files                 files of the backup dir; ?remote=true: of backup.target
+//	GET|DELETE /api/v1/data/files/{name}      GET downloads (administrators only); ?remote=true
 //	POST   /api/v1/data/files                 upload (multipart "file"), validated before it is kept
-//	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}
+//	POST   /api/v1/data/import                {filename, dry_run, replace, tables, format, ...}, or multipart with the file
 //	GET    /api/v1/cluster                    members (cluster.go)
 //	POST   /api/v1/cluster/join               {address}
 //	POST   /api/v1/cluster/leave
 //	POST   /api/v1/cluster/force-leave        {node}
-//	POST   /api/v1/backups                    {name?, recipients?, passphrase?} → node backup (backups.go)
-//	GET    /api/v1/backups                    {backups, schedule}
-//	GET|DELETE /api/v1/backups/{name}         GET downloads
+//	POST   /api/v1/backups                    {name?, recipients?, passphrase?, to?} → node backup (backups.go)
+//	GET    /api/v1/backups                    {location, remote, backups, schedule, targets}; ?remote=true
+//	GET|DELETE /api/v1/backups/{name}         GET downloads; ?remote=true: at backup.target
 //
 // Export, import and node backup stream progress as NDJSON when the
 // request accepts application/x-ndjson.

@@ -29,22 +29,35 @@ var ErrNoRemote = fmt.Errorf("%w: backup.target is not set", ErrBadRequest)
 
 var errNoRemoteExports = fmt.Errorf("%w: the exports are in the node's backup dir (list them without remote)", ErrNoRemote)
 
-// targetOf resolves an export's "to" ("" the default target, "local"
-// the backup dir).
-func (m *Manager) targetOf(to string) (target.Target, error) {
+// ResolveTarget resolves the "to" of an export or node backup request:
+// "" is def (backup.target), "local" the node's backup dir, anything else
+// (an absolute directory path, s3://bucket/prefix) goes to resolve, and
+// with resolve nil is refused. what names the files in the refusal.
+func ResolveTarget(to string, def target.Target, dir string, resolve func(string) (target.Target, error), what string) (target.Target, error) {
 	switch {
 	case to == "":
-		return m.opts.Target, nil
+		return def, nil
 	case to == "local":
-		return target.NewDir(m.opts.Dir), nil
-	case m.opts.Resolve == nil:
-		return nil, fmt.Errorf("%w: this node writes exports only to %s", ErrBadRequest, m.opts.Target)
+		return target.NewDir(dir), nil
+	case resolve == nil:
+		return nil, fmt.Errorf("%w: this node writes %s only to %s", ErrBadRequest, what, def)
 	}
-	t, err := m.opts.Resolve(to)
+	t, err := resolve(to)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
 	return t, nil
+}
+
+// IsRemoteTarget reports whether tg is def (backup.target) and not the
+// node's backup dir.
+func IsRemoteTarget(tg, def target.Target, dir string) bool {
+	return TargetLabel(tg, dir) != TargetLocal && tg.String() == def.String()
+}
+
+// targetOf resolves an export's "to".
+func (m *Manager) targetOf(to string) (target.Target, error) {
+	return ResolveTarget(to, m.opts.Target, m.opts.Dir, m.opts.Resolve, "exports")
 }
 
 // Target is backup.target (the backup dir when it is not set).
@@ -59,9 +72,8 @@ func (m *Manager) remote() (target.Target, error) {
 	return m.opts.Target, nil
 }
 
-// isRemote reports whether tg is backup.target and not the backup dir.
 func (m *Manager) isRemote(tg target.Target) bool {
-	return TargetLabel(tg, m.opts.Dir) != TargetLocal && tg.String() == m.opts.Target.String()
+	return IsRemoteTarget(tg, m.opts.Target, m.opts.Dir)
 }
 
 // ObjectPath is where an object of t is: a file path or an s3:// URL.

@@ -54,13 +54,6 @@ func (r *routeTable) drop(node string) {
 	r.mu.Unlock()
 }
 
-// count returns the number of filters known for node.
-func (r *routeTable) count(node string) int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return len(r.byNode[node])
-}
-
 // plan decides where a message published here on topic goes: the nodes
 // with a matching plain filter, and for each shared group with a matching
 // filter exactly one member node (round robin across the nodes that have

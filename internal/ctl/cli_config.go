@@ -44,7 +44,6 @@ func (c *cli) configCmd() *cobra.Command {
 	list := &cobra.Command{
 		Use:   "overrides",
 		Short: "List the cluster config overrides (one value for every node, before each node's config file)",
-		Args:  cobra.NoArgs,
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 			ovs, err := cl.ListConfigOverrides(ctx)
 			if err != nil {
@@ -65,7 +64,6 @@ func (c *cli) configCmd() *cobra.Command {
 	set := &cobra.Command{
 		Use:   "set KEY VALUE",
 		Short: "Set a cluster config override, which every node follows at once (authn.user_id_type: username|clientid|both)",
-		Args:  cobra.ExactArgs(2),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			// A JSON value as it is (3, true, "x"); a bare word is a string.
 			v := json.RawMessage(args[1])
@@ -84,7 +82,6 @@ func (c *cli) configCmd() *cobra.Command {
 	unset := &cobra.Command{
 		Use:   "unset KEY",
 		Short: "Remove a cluster config override: every node follows its own config for KEY again",
-		Args:  cobra.ExactArgs(1),
 		RunE: c.run(func(ctx context.Context, cl *Client, out *printer, args []string) error {
 			if err := cl.DeleteConfigOverride(ctx, args[0]); err != nil {
 				return err

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -382,7 +383,9 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 		Use:   "files [--remote]",
 		Short: "List the files in the node's backup dir (exports, uploads), or --remote at backup.target",
 	}
-	cmd.PersistentFlags().BoolVar(&remote, "remote", false, "backup.target instead of the node's backup dir (list, download, delete)")
+	// Not a persistent flag: upload writes only to the backup dir, and
+	// must refuse --remote rather than ignore it.
+	cmd.Flags().BoolVar(&remote, "remote", false, "list backup.target instead of the node's backup dir")
 	cmd.RunE = c.run(func(ctx context.Context, cl *Client, out *printer, _ []string) error {
 		var res struct {
 			Data     []backup.FileInfo `json:"data"`
@@ -453,6 +456,8 @@ func (c *cli) dataFilesCmd() *cobra.Command {
 			return out.done("deleted %s", args[0])
 		}),
 	}
+	download.Flags().BoolVar(&remote, "remote", false, "from backup.target instead of the node's backup dir")
+	del.Flags().BoolVar(&remote, "remote", false, "at backup.target instead of the node's backup dir")
 	cmd.AddCommand(upload, download, del)
 	return cmd
 }
@@ -680,7 +685,10 @@ func (c *Client) downloadFrom(ctx context.Context, path, dst string, pv *progres
 
 // progressView shows progress on stderr: one rewritten line on a
 // terminal, a plain line every few seconds (and per phase) otherwise.
+// An upload's bytes are counted on the goroutine that sends the body,
+// which may still run when the answer has come: mu orders the two.
 type progressView struct {
+	mu    sync.Mutex
 	w     io.Writer
 	tty   bool
 	label string
@@ -703,6 +711,8 @@ func (v *progressView) update(p backup.Progress) {
 	if v == nil {
 		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	now := time.Now()
 	newPhase := p.Phase != v.phase
 	interval := 3 * time.Second
@@ -740,6 +750,8 @@ func (v *progressView) bytes(done, total int64) {
 	if v == nil {
 		return
 	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
 	now := time.Now()
 	interval := 3 * time.Second
 	if v.tty {
@@ -767,7 +779,12 @@ func (v *progressView) print(line string) {
 
 // finish ends the progress line on a terminal.
 func (v *progressView) finish() {
-	if v != nil && v.tty && v.shown {
+	if v == nil {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.tty && v.shown {
 		fmt.Fprint(v.w, "\r\033[K")
 		v.shown = false
 	}

@@ -92,9 +92,9 @@ func bindError(key, addr string, err error) error {
 	return fmt.Errorf("%s %s: %w%s", key, addr, cause, hint)
 }
 
-// checkTLSFiles loads the certificates and keys of the ssl listeners and
-// of the cluster before any state is created, for the same reason as
-// bindPorts.
+// checkTLSFiles loads the certificates and keys of the ssl and wss
+// listeners before any state is created, for the same reason as
+// bindPorts (Run loads the cluster's, cluster.MutualTLS, just before).
 func checkTLSFiles(cfg *config.Config) error {
 	var errs []error
 	for _, o := range brokerListeners(cfg, nil) {

@@ -170,4 +170,7 @@ func TestDataImportBadFiles(t *testing.T) {
 	if out := n.mustCtl("data", "import", good, "--dry-run"); !strings.Contains(out, "users     1        0      0        1") {
 		t.Fatalf("dry run of the good file:\n%s", out)
 	}
+	if d := tablesDigest(n); d != before {
+		t.Fatalf("the dry run changed the data:\n%s\n%s", before, d)
+	}
 }

@@ -253,7 +253,7 @@ func TestDataForeignEMQX4(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
-	digest := waitConverged(t, nodes)
+	waitConverged(t, nodes)
 	for _, n := range nodes {
 		for table, c := range map[string]int{"users": 3, "acl": 6, "banned": 2, "api_keys": 1, "admins": adminsBefore + 1, "config": 1} {
 			if got := tableCount(n, table); got != c {
@@ -449,7 +449,7 @@ func TestDataForeignEMQX4(t *testing.T) {
 	if rep.note("admins: the import") {
 		t.Errorf("the same file again: %q, though no admin changes", rep.Notes)
 	}
-	digest = waitConverged(t, nodes) // the logins changed the admins
+	digest := waitConverged(t, nodes) // the logins changed the admins
 
 	// A pre-4.3 file: {login, password, is_superuser}, the kind being the
 	// source's auth.mnesia.as. Without --emqx-auth-as it is refused,
@@ -494,7 +494,7 @@ func TestDataForeignEMQX4(t *testing.T) {
 		t.Errorf("legacy publishing legacy/x (allow false): PUBACK 0x%02X, want 0x87", rc)
 	}
 	legacy.Disconnect()
-	digest = waitConverged(t, nodes)
+	waitConverged(t, nodes)
 
 	// The override is the operator's to change: removed, every node
 	// follows its own config (username) at once, and the user by client
@@ -512,13 +512,16 @@ func TestDataForeignEMQX4(t *testing.T) {
 		mustContain(t, n.Cluster+" status", n.mustCtl("status"), "user_id_type username (this node's config)")
 	}
 	nodes[2].mustCtl("config", "set", "authn.user_id_type", "clientid")
+	before := waitConverged(t, nodes) // the imported data survives the restart
 	if err := nodes[0].Stop(); err != nil {
 		t.Fatalf("stop %s: %v\n%s", nodes[0].Cluster, err, nodes[0].Logs())
 	}
 	nodes[0].Env = append(nodes[0].Env, "ROOST_AUTHN__USER_ID_TYPE=username")
 	nodes[0].Start()
 	waitClusterHealthy(t, nodes, 3)
-	digest = waitConverged(t, nodes)
+	if got := waitConverged(t, nodes); got != before {
+		t.Fatalf("digests after the restart:\n%s\nwant\n%s", got, before)
+	}
 	mustContain(t, "status after the restart", nodes[0].mustCtl("status"),
 		"user_id_type clientid (cluster override; this node's config says username; undo: roost ctl config unset authn.user_id_type)")
 	for _, n := range nodes {

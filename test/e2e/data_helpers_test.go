@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
-	"io"
 	"os"
 	"strings"
 	"testing"
@@ -103,22 +102,4 @@ func ctlFails(t *testing.T, n *node, args ...string) string {
 		t.Fatalf("roost ctl %s succeeded, want a failure\nstdout: %s", strings.Join(args, " "), out)
 	}
 	return errOut
-}
-
-// copyFile copies src to dst.
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
 }

@@ -166,6 +166,19 @@ func isScheduledName(name string) bool {
 }
 
 func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bool) string {
+	name := namePrefix + nameNode(node) + "-" + at.UTC().Format(timeLayout)
+	if scheduled {
+		name += autoSuffix
+	}
+	if encrypted {
+		return name + agedExt
+	}
+	return name + plainExt
+}
+
+// nameNode is the node's name as default backup names hold it: ASCII
+// letters, digits, '-', '_' and '.', others as '_', at most maxNameNode.
+func nameNode(node string) string {
 	var safe strings.Builder
 	for _, r := range node {
 		if r < 128 && (r == '-' || r == '_' || r == '.' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
@@ -178,14 +191,7 @@ func (m *Manager) defaultName(node string, at time.Time, encrypted, scheduled bo
 	if len(n) > maxNameNode {
 		n = n[:maxNameNode]
 	}
-	name := namePrefix + n + "-" + at.UTC().Format(timeLayout)
-	if scheduled {
-		name += autoSuffix
-	}
-	if encrypted {
-		return name + agedExt
-	}
-	return name + plainExt
+	return n
 }
 
 func checkBackupName(name string) error {
@@ -201,22 +207,9 @@ func checkBackupName(name string) error {
 // errNoRemote is a request for the remote target where none is set.
 var errNoRemote = fmt.Errorf("%w: the backups are in the node's backup dir (list them without remote)", backup.ErrNoRemote)
 
-// targetOf resolves a request's "to" ("" the default target, "local"
-// the backup dir).
+// targetOf resolves a request's "to" (backup.ResolveTarget).
 func (m *Manager) targetOf(to string) (target.Target, error) {
-	switch {
-	case to == "":
-		return m.opts.Target, nil
-	case to == "local":
-		return target.NewDir(m.opts.Dir), nil
-	case m.opts.Resolve == nil:
-		return nil, fmt.Errorf("%w: this node writes backups only to %s", backup.ErrBadRequest, m.opts.Target)
-	}
-	t, err := m.opts.Resolve(to)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", backup.ErrBadRequest, err)
-	}
-	return t, nil
+	return backup.ResolveTarget(to, m.opts.Target, m.opts.Dir, m.opts.Resolve, "backups")
 }
 
 // label names tg in the health records: "local" for the backup dir.
@@ -234,9 +227,8 @@ func (m *Manager) listed(remote bool) (target.Target, error) {
 	return m.opts.Target, nil
 }
 
-// isRemote reports whether tg is backup.target and not the backup dir.
 func (m *Manager) isRemote(tg target.Target) bool {
-	return m.label(tg) != backup.TargetLocal && tg.String() == m.opts.Target.String()
+	return backup.IsRemoteTarget(tg, m.opts.Target, m.opts.Dir)
 }
 
 // Target is backup.target (the backup dir when it is not set).

@@ -101,9 +101,7 @@ func (m *Manager) ownName(name string) bool {
 	if _, err := time.Parse(timeLayout, at); err != nil {
 		return false
 	}
-	own := strings.TrimPrefix(m.defaultName(m.opts.Identity().Name, time.Time{}, false, false), namePrefix)
-	own = own[:len(own)-len(plainExt)-len(timeLayout)-1]
-	return node == own
+	return node == nameNode(m.opts.Identity().Name)
 }
 
 // prune deletes, at the default target, this node's oldest scheduled

@@ -145,6 +145,12 @@ func parseS3URL(u string) (bucket, prefix string, err error) {
 		return "", "", fmt.Errorf("target %q: empty path element in the prefix", u)
 	}
 	prefix = strings.TrimSuffix(prefix, "/")
+	// A file-backed service (versitygw, MinIO) may resolve them as paths.
+	for _, el := range strings.Split(prefix, "/") {
+		if el == "." || el == ".." {
+			return "", "", fmt.Errorf("target %q: path element %q in the prefix", u, el)
+		}
+	}
 	return bucket, prefix, nil
 }
 

@@ -223,7 +223,7 @@ func TestS3Credentials(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "first line is empty") {
 		t.Fatalf("empty secret file: %v", err)
 	}
-	for _, bad := range []string{"s3://", "ftp://x/y", "s3://b//p"} {
+	for _, bad := range []string{"s3://", "ftp://x/y", "s3://b//p", "s3://b/../p", "s3://b/p/./q", "s3://b/p/.."} {
 		if _, err := target.New(bad, target.S3Config{AccessKeyID: "a", SecretAccessKey: "b"}); err == nil {
 			t.Errorf("target %q accepted", bad)
 		}

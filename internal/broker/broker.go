@@ -246,7 +246,7 @@ func New(opts Options) (*Broker, error) {
 	log := opts.Logger.With("component", "broker")
 	b := &Broker{opts: opts, log: log, st: opts.Store, queues: newWriteQueues(opts.MaxQueuedBytes),
 		dropLogEvery: dropLogEvery}
-	b.idType = newUserIDType(opts.AuthnUserIDType, log.With("component", "authn"))
+	b.idType = newUserIDType(opts.AuthnUserIDType, b.componentLog("authn"))
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 
 	for _, lo := range opts.Listeners {

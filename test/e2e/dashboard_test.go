@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
+	"github.com/minio/minio-go/v7"
 
 	"github.com/roostmq/roost/internal/backup/target/s3server"
 )
@@ -260,32 +262,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	p.waitFor("the export in the list", `!!document.querySelector('#exports-local tr[data-name="dash-export.json.gz"]')`)
 	p.shot("04-backups-created")
 
-	downloads := t.TempDir()
-	dctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
-	defer cancel()
-	progress := chromedp.BrowserEvents(dctx, browser.DownloadProgress)
-	if _, err := chromedp.CallBrowser(p.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
-		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, EventsEnabled: new(true),
-	}); err != nil {
-		t.Fatal(err)
-	}
-	p.do("download the export", chromedp.Click(chromedp.CSS(`#exports-local tr[data-name="dash-export.json.gz"] button[data-action="download"]`)))
-	for ev, err := range progress {
-		if err != nil {
-			p.fail("wait for the download to complete", err)
-		}
-		if ev.State == browser.DownloadProgressStateCompleted {
-			break
-		}
-		if ev.State == browser.DownloadProgressStateCanceled {
-			p.fail("download", fmt.Errorf("the browser canceled it"))
-		}
-	}
-	cancel()
-	got, err := os.ReadFile(filepath.Join(downloads, "dash-export.json.gz"))
-	if err != nil {
-		t.Fatalf("the download is not under its name: %v", err)
-	}
+	got := p.download("download the export", `#exports-local tr[data-name="dash-export.json.gz"] button[data-action="download"]`, "dash-export.json.gz")
 	want, err := os.ReadFile(filepath.Join(backupDir, "dash-export.json.gz"))
 	if err != nil {
 		t.Fatal(err)
@@ -456,6 +433,28 @@ func TestDashboardRemoteTarget(t *testing.T) {
 	if names := dirNames(t, filepath.Join(n.DataDir, "backup")); len(names) != 0 {
 		t.Fatalf("the node's backup dir holds %v", names)
 	}
+	// A remote export downloads from the bucket, and Import… dry-runs it
+	// from there (an export of this same cluster: nothing would change).
+	got := p.download("download the remote export", `#exports-remote tr[data-name="dash-remote.json.gz"] button[data-action="download"]`, "dash-remote.json.gz")
+	obj, err := srv.Client(t).GetObject(context.Background(), "roost", "dash/dash-remote.json.gz", minio.GetObjectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := io.ReadAll(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatalf("downloaded %d bytes of the remote export, the object has %d: not the same file", len(got), len(want))
+	}
+	p.do("dry-run the remote export", chromedp.Click(chromedp.CSS(`#exports-remote tr[data-name="dash-remote.json.gz"] button[data-action="import"]`)))
+	p.waitFor("the dry run of the remote export", `document.getElementById('import-report').dataset.dryRun === 'true' && !document.getElementById('import-report').hidden`)
+	if got := p.text("#import-report-title"); !strings.Contains(got, url+"/dash-remote.json.gz") {
+		t.Fatalf("the dry run is of %q, want %s/dash-remote.json.gz", got, url)
+	}
+	if names := dirNames(t, filepath.Join(n.DataDir, "backup")); len(names) != 0 {
+		t.Fatalf("after the remote dry run the node's backup dir holds %v", names)
+	}
 	p.shot("remote-target")
 
 	// The health of both runs, as the status and /metrics show it.
@@ -476,4 +475,36 @@ func TestDashboardRemoteTarget(t *testing.T) {
 	if len(p.problems) > 0 {
 		t.Errorf("the browser reported problems (exceptions, console errors, CSP refusals):\n%s", strings.Join(p.problems, "\n"))
 	}
+}
+
+// download clicks a Download button and returns the bytes the browser
+// saved under name.
+func (p *browserPage) download(what, selector, name string) []byte {
+	p.t.Helper()
+	downloads := p.t.TempDir()
+	dctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	progress := chromedp.BrowserEvents(dctx, browser.DownloadProgress)
+	if _, err := chromedp.CallBrowser(p.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads, EventsEnabled: new(true),
+	}); err != nil {
+		p.t.Fatal(err)
+	}
+	p.do(what, chromedp.Click(chromedp.CSS(selector)))
+	for ev, err := range progress {
+		if err != nil {
+			p.fail("wait for the download to complete", err)
+		}
+		if ev.State == browser.DownloadProgressStateCompleted {
+			break
+		}
+		if ev.State == browser.DownloadProgressStateCanceled {
+			p.fail(what, fmt.Errorf("the browser canceled it"))
+		}
+	}
+	got, err := os.ReadFile(filepath.Join(downloads, name))
+	if err != nil {
+		p.t.Fatalf("%s: the download is not under its name: %v", what, err)
+	}
+	return got
 }

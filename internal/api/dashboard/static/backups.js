@@ -45,7 +45,7 @@ async function refresh() {
     if (e.status !== 401) showError('backups-error', e);
   }
   renderRemote('backups', $('backups-remote'), backupRow);
-  renderRemote('exports', $('exports-remote'), (f) => exportRow(f, true));
+  renderRemote('exports', $('exports-remote'), exportRow);
 }
 
 async function renderRemote(which, box, row) {
@@ -56,7 +56,7 @@ async function renderRemote(which, box, row) {
       box.replaceChildren(el('p', { class: 'empty', dataset: { remote: 'none' } }, 'No remote target configured.'));
       return;
     }
-    const tbody = el('tbody', {}, r.items.length ? r.items.map((f) => row(f, true)) : emptyRow('Nothing at the target yet.'));
+    const tbody = el('tbody', {}, r.items.length ? r.items.map((f) => row(f, r.target)) : emptyRow('Nothing at the target yet.'));
     box.replaceChildren(el('p', { class: 'hint' }, 'Target: ', el('code', {}, r.target)),
       el('table', { class: 'list' }, headRow(), tbody));
   } catch (e) {
@@ -92,12 +92,14 @@ function renderBackups(list) {
   $('backups-local').replaceChildren(...(rows.length ? rows.map((b) => backupRow(b, false)) : [emptyRow('No node backups yet.')]));
 }
 
+// backupRow is one node backup; remote is the target it is at (its
+// location) for a remote listing, else empty.
 function backupRow(b, remote) {
   const kind = [b.scheduled ? 'scheduled' : 'on request', b.encrypted ? 'encrypted' : null].filter(Boolean).join(', ');
-  const path = '/api/v1/backups/' + encodeURIComponent(b.name);
+  const path = '/api/v1/backups/' + encodeURIComponent(b.name) + (remote ? '?remote=true' : '');
   return el('tr', { dataset: { name: b.name } },
     el('td', { class: 'mono name' }, b.name), el('td', { class: 'num' }, bytes(b.size)), el('td', {}, time(b.modified_at)),
-    el('td', {}, kind), el('td', { class: 'actions' }, remote ? null : [downloadButton(path, b.name), deleteButton(path, b.name)]));
+    el('td', {}, kind), el('td', { class: 'actions' }, [downloadButton(path, b.name), remote ? null : deleteButton(path, b.name)]));
 }
 
 function renderExports(list) {
@@ -113,16 +115,19 @@ function fileKind(name) {
   return 'file';
 }
 
+// exportRow is one export file; remote as for backupRow. An export at an
+// S3 target is imported from there (the node reads it, keeping no copy).
 function exportRow(f, remote) {
-  const path = '/api/v1/data/files/' + encodeURIComponent(f.name);
+  const path = '/api/v1/data/files/' + encodeURIComponent(f.name) + (remote ? '?remote=true' : '');
+  const source = remote ? (remote.startsWith('s3://') ? remote.replace(/\/+$/, '') + '/' + f.name : null) : f.name;
   return el('tr', { dataset: { name: f.name } },
     el('td', { class: 'mono name' }, f.name), el('td', { class: 'num' }, bytes(f.size)), el('td', {}, time(f.modified_at)),
     el('td', {}, fileKind(f.name)),
-    el('td', { class: 'actions' }, remote ? null : [
+    el('td', { class: 'actions' }, [
       downloadButton(path, f.name),
-      el('button', { type: 'button', class: 'quiet', 'aria-label': 'Import ' + f.name, dataset: { action: 'import' },
-        onclick: () => { $('import-card').scrollIntoView({ block: 'start' }); dryRun(f.name); } }, 'Import…'),
-      deleteButton(path, f.name),
+      source ? el('button', { type: 'button', class: 'quiet', 'aria-label': 'Import ' + f.name, dataset: { action: 'import' },
+        onclick: () => { $('import-card').scrollIntoView({ block: 'start' }); dryRun(source); } }, 'Import…') : null,
+      remote ? null : deleteButton(path, f.name),
     ]));
 }
 
@@ -229,7 +234,7 @@ function dryRun(source) {
     const rep = await runImport(source, { dry_run: true, replace }, job);
     job.done(`Dry run of ${label} done: nothing has changed yet.`);
     pending = typeof source === 'string' ? { filename: source, replace } : { file: source, filename: label, replace };
-    renderReport(rep, true);
+    renderReport(rep, true, label);
   });
 }
 
@@ -248,7 +253,7 @@ function confirmImport() {
     const rep = await runImport(file || filename, { replace }, job);
     pending = null;
     job.done(`Imported ${filename}: committed at raft index ${rep.raft_index}.`);
-    renderReport(rep, false);
+    renderReport(rep, false, filename);
   });
 }
 
@@ -269,10 +274,13 @@ function totals(rep) {
   return t;
 }
 
-function renderReport(rep, dry) {
+// renderReport shows an import's report; label names the file as the
+// operator chose it (a name, an s3:// URL).
+function renderReport(rep, dry, label) {
+  const name = label || rep.file;
   const box = $('import-report');
   box.dataset.dryRun = String(dry);
-  $('import-report-title').textContent = dry ? `Dry run: what importing ${rep.file} would change` : `Imported ${rep.file}`;
+  $('import-report-title').textContent = dry ? `Dry run: what importing ${name} would change` : `Imported ${name}`;
   const t = totals(rep);
   const src = rep.source ? `, from node ${rep.source.source_node || '?'} of cluster ${rep.source.cluster_id || '?'} at raft index ${rep.source.raft_index}` : '';
   const change = dry ? `${t.added} to add, ${t.changed} to change, ${t.removed} to remove, ${t.unchanged} unchanged`

@@ -211,9 +211,13 @@ type Broker struct {
 	cluster atomic.Pointer[ClusterHooks]
 	routes  *localRoutes
 	routing *routingHook
-	order   *queueOrder     // order of queued messages (queue_order.go)
-	queues  *writeQueues    // clients' write queues (write_queue.go)
-	dropped [3]atomic.Int64 // messages dropped for full queues, by QoS (drops.go)
+	order   *queueOrder // order of queued messages (queue_order.go)
+	resumes resumes     // connections setting up their sessions (handoff.go)
+	// Tests: called before a delivery to a client (paceHook), to hold it
+	// where a race with a reconnect would otherwise be a matter of luck.
+	beforeDelivery atomic.Pointer[func(cl *mqtt.Client, topic string)]
+	queues         *writeQueues    // clients' write queues (write_queue.go)
+	dropped        [3]atomic.Int64 // messages dropped for full queues, by QoS (drops.go)
 	// dropLogEvery spaces the log lines about one client's drops.
 	dropLogEvery time.Duration
 	remotePool   sync.Pool   // inline clients of DeliverRemote
@@ -332,6 +336,7 @@ func (b *Broker) Start(ctx context.Context) (err error) {
 		if err != nil {
 			return fmt.Errorf("broker: %w", err)
 		}
+		s.resumes = &b.resumes
 		b.sessions = s
 	} else {
 		b.log.Warn("no sessions path: persistent sessions will not survive a restart")

@@ -79,7 +79,10 @@ func (h *paceHook) Provides(b byte) bool { return b == mqtt.OnACLCheck }
 
 // OnACLCheck paces the delivery to cl and abstains: mochi allows what any
 // hook allows, so authzHook, after this one, decides.
-func (h *paceHook) OnACLCheck(cl *mqtt.Client, _ string, write bool) bool {
+func (h *paceHook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	if f := h.b.beforeDelivery.Load(); f != nil && !write {
+		(*f)(cl, topic)
+	}
 	if !write && !cl.Net.Inline {
 		if st := connState(cl); st != nil {
 			h.pace(cl, st)

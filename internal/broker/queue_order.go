@@ -225,6 +225,24 @@ type resendWindow struct {
 	closed    bool
 	next, end int64 // temporary creation times left for new messages
 	slots     []resendSlot
+	resent    map[uint16]struct{} // packet ids mochi re-sent
+}
+
+// noteResent notes that mochi's re-send wrote the message under id.
+func (w *resendWindow) noteResent(id uint16) {
+	w.mu.Lock()
+	if w.resent == nil {
+		w.resent = map[uint16]struct{}{}
+	}
+	w.resent[id] = struct{}{}
+	w.mu.Unlock()
+}
+
+func (w *resendWindow) wasResent(id uint16) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.resent[id]
+	return ok
 }
 
 // arrived gives a new message of the client a temporary creation time.
@@ -268,6 +286,9 @@ func (h *orderHook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, _ 
 		return
 	}
 	fresh := pk.FixedHeader.Type == packets.Publish && !pk.FixedHeader.Dup
+	if fresh && h.b.handOff(cl, pk) {
+		return // a late delivery to a client taken over (handoff.go)
+	}
 	h.b.order.record(cl.ID, &pk, fresh)
 	if st := connState(cl); st != nil && fresh {
 		if w := st.resend.Load(); w != nil {
@@ -297,10 +318,12 @@ func (h *orderHook) OnSessionEstablish(cl *mqtt.Client, pk packets.Packet) {
 	if st := connState(cl); st != nil {
 		hold := make(chan struct{})
 		st.hold.Store(&hold)
+		h.b.resumes.begin(cl, pk.Connect.Clean)
 	}
 }
 
 func (h *orderHook) OnDisconnect(cl *mqtt.Client, _ error, expire bool) {
+	h.b.resumes.end(cl)
 	if st := connState(cl); st != nil && st.handover.Load() != nil {
 		return // moving to another node, in this order (TakeoverLocal)
 	}
@@ -331,14 +354,22 @@ func (h *orderHook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.P
 				case <-st.done:
 				}
 			}
+		} else if st != nil {
+			if w := st.resend.Load(); w != nil {
+				w.noteResent(pk.PacketID) // mochi's re-send (handoff.go)
+			}
 		}
 		return pk
 	}
-	if pk.FixedHeader.Type != packets.Connack || !pk.SessionPresent {
+	if pk.FixedHeader.Type != packets.Connack {
 		return pk
 	}
 	st := connState(cl)
 	if st == nil {
+		return pk
+	}
+	h.b.connackEncoded(cl, pk.SessionPresent && pk.ReasonCode == packets.CodeSuccess.Code)
+	if !pk.SessionPresent {
 		return pk
 	}
 	// Messages that arrive while the queued ones are put in order wait
@@ -381,6 +412,8 @@ func (h *orderHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if st == nil {
 		return
 	}
+	// Messages handed over during the re-send go before those held.
+	h.b.resendOver(cl, st.resend.Load())
 	if hold := st.hold.Swap(nil); hold != nil {
 		close(*hold)
 	}

@@ -101,9 +101,13 @@ type sessionStore struct {
 	mqtt.HookBase
 	server *mqtt.Server
 	order  *queueOrder
-	db     *bolt.DB
-	log    *slog.Logger
-	every  time.Duration
+	// Connections setting up their sessions: a message handed from a
+	// taken-over client to its successor is stored under the successor's
+	// packet id only (handoff.go).
+	resumes *resumes
+	db      *bolt.DB
+	log     *slog.Logger
+	every   time.Duration
 
 	mu      sync.Mutex
 	pending map[string]*sessionDelta
@@ -345,6 +349,9 @@ func (s *sessionStore) OnQosPublish(cl *mqtt.Client, pk packets.Packet, sent int
 	// PUBACKs of inbound QoS 1 messages are completed at once: skip them.
 	if !persistent(cl) || pk.FixedHeader.Type == packets.Puback {
 		return
+	}
+	if s.resumes != nil && s.resumes.successor(cl) != nil {
+		return // handed to the connection that took the session over
 	}
 	props := pk.Properties
 	// The creation time as noted with the order: mochi's re-send of a

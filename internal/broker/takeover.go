@@ -285,36 +285,8 @@ func (b *Broker) sendToClient(cl *mqtt.Client, out packets.Packet) bool {
 	if st := connState(cl); st != nil && !st.wq.waitRoom(len(out.TopicName)+len(out.Payload)+64) {
 		return false
 	}
-	if out.FixedHeader.Qos > 0 {
-		id, err := cl.NextPacketID()
-		if err != nil {
-			atomic.AddInt64(&b.server.Info.InflightDropped, 1)
-			b.log.Warn("packet ids exhausted; message not sent", "client", cl.ID, "topic", out.TopicName)
-			return !cl.Closed()
-		}
-		out.PacketID = uint16(id)
-		if cl.State.Inflight.Set(out) {
-			atomic.AddInt64(&b.server.Info.Inflight, 1)
-			b.order.record(cl.ID, &out, true)
-			if b.sessions != nil {
-				b.sessions.OnQosPublish(cl, out, out.Created, 0)
-			}
-			cl.State.Inflight.DecreaseSendQuota()
-		}
+	if out.FixedHeader.Qos > 0 && !b.queueForClient(cl, &out, 0) {
+		return !cl.Closed()
 	}
-	if err := cl.WritePacket(out); err != nil {
-		if cl.Closed() {
-			return false // a QoS 1/2 message stays queued in the session
-		}
-		b.log.Debug("message not sent", "client", cl.ID, "topic", out.TopicName, "err", err)
-		if out.FixedHeader.Qos > 0 && cl.State.Inflight.Delete(out.PacketID) {
-			atomic.AddInt64(&b.server.Info.Inflight, -1)
-			cl.State.Inflight.IncreaseSendQuota()
-			b.order.remove(cl.ID, out.PacketID)
-			if b.sessions != nil {
-				b.sessions.OnQosDropped(cl, out)
-			}
-		}
-	}
-	return true
+	return b.writeQueued(cl, out)
 }

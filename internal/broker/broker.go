@@ -20,6 +20,7 @@ import (
 	"time"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/roostmq/roost/internal/store"
 )
@@ -258,6 +259,7 @@ func New(opts Options) (*Broker, error) {
 		if err != nil {
 			return nil, fmt.Errorf("broker: %w", err)
 		}
+		l.disconnectClients = b.disconnectListenerClients
 		b.listeners = append(b.listeners, l)
 	}
 
@@ -547,3 +549,16 @@ func (b *Broker) Addrs() map[string]net.Addr {
 }
 
 var _ io.Closer = (*Broker)(nil)
+
+// disconnectListenerClients sends the clients of a listener that is
+// closing a DISCONNECT (MQTT 5, server shutting down) and stops them. It
+// stands in for mochi's closeListenerClients, whose Clients.GetByListener
+// takes the clients' read lock twice and so deadlocks with a client
+// being added or removed meanwhile (a writer waiting between the two).
+func (b *Broker) disconnectListenerClients(listener string) {
+	for _, cl := range b.server.Clients.GetAll() {
+		if cl.Net.Listener == listener && !cl.Closed() {
+			_ = b.server.DisconnectClient(cl, packets.ErrServerShuttingDown)
+		}
+	}
+}

@@ -193,6 +193,10 @@ type listener struct {
 	connsMu sync.Mutex
 	conns   map[*clientConn]struct{}
 	active  sync.WaitGroup
+
+	// Disconnects the listener's clients on Close, instead of mochi's
+	// (Broker.disconnectListenerClients); nil: mochi's.
+	disconnectClients func(listener string)
 }
 
 var _ listeners.Listener = (*listener)(nil)
@@ -342,7 +346,11 @@ func (l *listener) Close(closeClients listeners.CloseFn) {
 			_ = l.ln.Close()
 		}
 	})
-	closeClients(l.opts.Name)
+	if l.disconnectClients != nil {
+		l.disconnectClients(l.opts.Name)
+	} else {
+		closeClients(l.opts.Name)
+	}
 	l.connsMu.Lock()
 	for c := range l.conns {
 		_ = c.Close()

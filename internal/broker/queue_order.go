@@ -56,14 +56,20 @@ import (
 //     middle of the queued ones. (A message that enters the inflight map
 //     before the re-send is still sent twice, re-sent and then new, as
 //     mochi does.)
+//   - A delivery that reaches the old client of a session being resumed
+//     here goes to the new connection, in its place (handoff.go).
 //   - A session taken over by another node goes there in this order
 //     (takeover.go).
 //
 // Sequence numbers start at the clock in nanoseconds, so the numbers of
 // a node's run are larger than those stored by earlier runs. A message
-// without a number (one that entered the map a moment ago, or a session
-// db from before) sorts by its creation second, then packet id.
+// without a number is one from a session db of before (created before
+// this run: it goes first, by its creation second, then packet id) or one
+// that entered the map a moment ago, whose hook has not run yet (mochi
+// calls OnQosPublish after it puts the message in the map): it is the
+// newest, and goes last.
 type queueOrder struct {
+	start    int64 // unix nanoseconds: this run's first number
 	last     atomic.Int64
 	sessions sync.Map // client id → *sessionQueue
 }
@@ -81,8 +87,8 @@ type sessionQueue struct {
 }
 
 func newQueueOrder() *queueOrder {
-	o := &queueOrder{}
-	o.last.Store(time.Now().UnixNano())
+	o := &queueOrder{start: time.Now().UnixNano()}
+	o.last.Store(o.start)
 	return o
 }
 
@@ -164,15 +170,27 @@ func (o *queueOrder) sorted(client string, pks []packets.Packet) []packets.Packe
 	}
 	keys := make(map[uint16]int64, len(pks))
 	o.with(client, func(slots map[uint16]queueSlot) {
+		var unknown []*packets.Packet
 		for i := range pks {
 			pk := &pks[i]
 			s, ok := slots[pk.PacketID]
 			if !ok {
-				// By creation second, then packet id: the best guess.
-				s = queueSlot{seq: pk.Created*1e9 + int64(pk.PacketID), created: pk.Created}
-				slots[pk.PacketID] = s
+				unknown = append(unknown, pk)
+				continue
 			}
 			pk.Created = s.created
+			keys[pk.PacketID] = s.seq
+		}
+		// By creation second, then packet id: the best guess.
+		slices.SortFunc(unknown, func(a, b *packets.Packet) int {
+			return cmp.Or(cmp.Compare(a.Created, b.Created), cmp.Compare(a.PacketID, b.PacketID))
+		})
+		for _, pk := range unknown {
+			s := queueSlot{seq: pk.Created*1e9 + int64(pk.PacketID), created: pk.Created}
+			if pk.Created >= o.start/1e9 {
+				s.seq = o.last.Add(1) // created during this run: the newest
+			}
+			slots[pk.PacketID] = s
 			keys[pk.PacketID] = s.seq
 		}
 	})

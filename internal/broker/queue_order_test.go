@@ -21,6 +21,21 @@ func collectOrdered(c *v5Client, n int) []string {
 	return out
 }
 
+// collectDistinct reads messages until n distinct ones have come and
+// returns them; a repeat of the one just before is skipped.
+func collectDistinct(c *v5Client, n int) []string {
+	c.t.Helper()
+	out := make([]string, 0, n)
+	for len(out) < n {
+		p := string(c.next().Payload)
+		if len(out) > 0 && out[len(out)-1] == p {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 func seqStrings(from, to int) []string {
 	var out []string
 	for i := from; i < to; i++ {
@@ -68,7 +83,9 @@ func TestQueuedMessagesKeepOrder(t *testing.T) {
 	// restart: all of them, in order.
 	c = connect(true)
 	publish(100, 150)
-	if got := collectOrdered(c, 50); !slices.Equal(got, seqStrings(100, 150)) {
+	// A message delivered while the session is set up may come twice
+	// (re-sent, then new: queue_order.go), never out of order.
+	if got := collectDistinct(c, 50); !slices.Equal(got, seqStrings(100, 150)) {
 		t.Fatalf("live: %v", got)
 	}
 	c.close()
